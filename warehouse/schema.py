@@ -1,0 +1,256 @@
+"""Tables of the warehouse, in SQLAlchemy Core. The one definition the ETL, the dashboard and Alembic import.
+
+Natural keys are the clinic's own identifiers (pseudonymous ids as exported), so a re-export of the same rows finds
+them again; surrogate integer keys exist only where the source has none (episodes, facts).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+SEXES = ("F", "M", "X", "U")
+SETTINGS = ("clinic", "home")
+STATUSES = ("completed", "partial", "skipped", "missed")
+SIDES = ("", "left", "right", "both")
+
+
+def _batch_fk() -> Column:
+    return Column("batch_id", Integer, ForeignKey("etl_batches.batch_id"), nullable=False)
+
+
+# --- lineage ---------------------------------------------------------------------------------------------------
+etl_batches = Table(
+    "etl_batches",
+    metadata,
+    Column("batch_id", Integer, primary_key=True, autoincrement=True),
+    Column("file_name", String(512), nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("mapping", String(512)),
+    Column("loaded_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(32), nullable=False),
+    Column("rows_read", Integer, nullable=False, server_default="0"),
+    Column("rows_inserted", Integer, nullable=False, server_default="0"),
+    Column("rows_updated", Integer, nullable=False, server_default="0"),
+    Column("rows_unchanged", Integer, nullable=False, server_default="0"),
+    Column("rows_rejected", Integer, nullable=False, server_default="0"),
+    Column("message", Text),
+)
+
+etl_rejects = Table(
+    "etl_rejects",
+    metadata,
+    Column("reject_id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, ForeignKey("etl_batches.batch_id"), nullable=False, index=True),
+    Column("source_line", Integer, nullable=False),
+    Column("raw_row", Text, nullable=False),
+    Column("reasons", Text, nullable=False),
+)
+
+fact_revisions = Table(
+    "fact_revisions",
+    metadata,
+    Column("revision_id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, ForeignKey("etl_batches.batch_id"), nullable=False, index=True),
+    Column("table_name", String(64), nullable=False),
+    Column("row_key", Text, nullable=False),
+    Column("old_values", Text, nullable=False),
+    Column("old_batch_id", Integer, nullable=False),
+    comment="Values a corrected re-export replaced: nothing is overwritten without a trace.",
+)
+
+# --- catalogs (data, seeded from warehouse/catalog/*.toml) ------------------------------------------------------
+measures = Table(
+    "measures",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("label", String(200), nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("min_value", Float, nullable=False),
+    Column("max_value", Float, nullable=False),
+    Column("better", String(8), nullable=False),
+    Column("mcid_abs", Float),
+    Column("mcid_pct", Float),
+    Column("threshold_kind", String(32), nullable=False),
+    Column("threshold_source", Text),
+    Column("loinc", String(32)),
+    Column("side_applies", Boolean, nullable=False, server_default="0"),
+    Column("sort_order", Integer, nullable=False, server_default="100"),
+    CheckConstraint("better IN ('lower', 'higher')", name="better"),
+    CheckConstraint("min_value < max_value", name="range"),
+)
+
+exercise_types = Table(
+    "exercise_types",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("label", String(200), nullable=False),
+    Column("clinic_only", Boolean, nullable=False, server_default="0"),
+    Column("description", Text),
+)
+
+# --- dimensions -------------------------------------------------------------------------------------------------
+clinics = Table(
+    "clinics",
+    metadata,
+    Column("clinic_id", String(64), primary_key=True),
+    Column("name", String(200)),
+    _batch_fk(),
+)
+
+therapists = Table(
+    "therapists",
+    metadata,
+    Column("therapist_id", String(64), primary_key=True),
+    Column("clinic_id", String(64), ForeignKey("clinics.clinic_id"), nullable=False, index=True),
+    Column("name", String(200)),
+    _batch_fk(),
+)
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("clinic_id", String(64), ForeignKey("clinics.clinic_id"), nullable=False, index=True),
+    Column("therapist_id", String(64), ForeignKey("therapists.therapist_id"), nullable=False, index=True),
+    Column("birth_year", Integer, nullable=False),
+    Column("sex", String(1), nullable=False),
+    Column("first_name", String(200), comment="PHI: never exported"),
+    Column("last_name", String(200), comment="PHI: never exported"),
+    _batch_fk(),
+    Column("source_line", Integer, nullable=False),
+    CheckConstraint("sex IN ('F', 'M', 'X', 'U')", name="sex"),
+)
+
+episodes = Table(
+    "episodes",
+    metadata,
+    Column("episode_id", Integer, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), ForeignKey("patients.patient_id"), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("side", String(8), nullable=False, server_default=""),
+    Column("symptom_onset", Date),
+    _batch_fk(),
+    Column("source_line", Integer, nullable=False),
+    UniqueConstraint("patient_id", "start_date", name="uq_episodes_patient_start"),
+)
+
+exercises = Table(
+    "exercises",
+    metadata,
+    Column("exercise", String(200), primary_key=True),
+    Column("exercise_type", String(64), ForeignKey("exercise_types.code"), nullable=False),
+)
+
+# --- facts ------------------------------------------------------------------------------------------------------
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", Integer, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), ForeignKey("patients.patient_id"), nullable=False),
+    Column("session_date", Date, nullable=False),
+    Column("setting", String(8), nullable=False),
+    Column("exercise", String(200), ForeignKey("exercises.exercise"), nullable=False),
+    Column("exercise_type", String(64), ForeignKey("exercise_types.code"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sets", Integer),
+    Column("reps", Integer),
+    Column("duration_min", Float),
+    Column("prescribed_sets", Integer),
+    Column("prescribed_reps", Integer),
+    Column("prescribed_min", Float),
+    Column("pain_during", Float),
+    Column("skip_reason", String(200)),
+    Column("therapist_id", String(64)),
+    _batch_fk(),
+    Column("source_line", Integer, nullable=False),
+    UniqueConstraint("patient_id", "session_date", "setting", "exercise", name="uq_sessions_natural_key"),
+    CheckConstraint("setting IN ('clinic', 'home')", name="setting"),
+    CheckConstraint("status IN ('completed', 'partial', 'skipped', 'missed')", name="status"),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("score_id", Integer, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), ForeignKey("patients.patient_id"), nullable=False),
+    Column("measure", String(64), ForeignKey("measures.code"), nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+    Column("side", String(8), nullable=False, server_default=""),
+    Column("value", Float, nullable=False),
+    _batch_fk(),
+    Column("source_line", Integer, nullable=False),
+    # Also the patient time-series access path (patient, measure, time).
+    UniqueConstraint("patient_id", "measure", "recorded_at", "side", name="uq_scores_natural_key"),
+)
+
+# --- marts the dashboard reads (refreshed by the ETL after each load) --------------------------------------------
+episode_summary = Table(
+    "episode_summary",
+    metadata,
+    Column("episode_id", Integer, ForeignKey("episodes.episode_id"), primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("clinic_id", String(64), nullable=False),
+    Column("therapist_id", String(64), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("is_active", Boolean, nullable=False),
+    Column("visits", Integer, nullable=False),
+    Column("home_scheduled", Integer, nullable=False),
+    Column("home_done", Float, nullable=False),
+    Column("adherence", Float, comment="done / scheduled home sessions; NULL when none scheduled"),
+    Column("home_scheduled_14d", Integer, nullable=False),
+    Column("home_done_14d", Float, nullable=False),
+    Column("adherence_14d", Float),
+    Column("first_activity", Date),
+    Column("last_activity", Date),
+    Column("as_of", Date, nullable=False),
+    Column("refreshed_at", DateTime, nullable=False),
+    Index("ix_episode_summary_clinic_therapist", "clinic_id", "therapist_id"),
+    Index("ix_episode_summary_therapist", "therapist_id", "is_active"),
+)
+
+episode_measure_summary = Table(
+    "episode_measure_summary",
+    metadata,
+    Column("episode_id", Integer, ForeignKey("episodes.episode_id"), primary_key=True),
+    Column("measure", String(64), ForeignKey("measures.code"), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("n_values", Integer, nullable=False),
+    Column("baseline_value", Float, comment="NULL when nothing was measured in the baseline window"),
+    Column("baseline_at", DateTime),
+    Column("latest_value", Float),
+    Column("latest_at", DateTime),
+    Column("change", Float, comment="latest - baseline, in the measure's unit"),
+    Column("pct_change", Float, comment="change / baseline x 100; NULL when baseline is 0 or missing"),
+    Column("improvement", Float, comment="change signed so that positive is better"),
+    Column("mcid_reached", Boolean),
+    Column("worsened", Boolean, comment="moved the wrong way by at least the threshold"),
+    Index("ix_episode_measure_summary_measure", "measure", "mcid_reached"),
+)
