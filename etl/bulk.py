@@ -1,0 +1,49 @@
+"""Fast bulk inserts of a DataFrame: executemany on SQLite, COPY on PostgreSQL.
+
+Only our own table and column names go into the statement text; every value travels as a parameter or COPY row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Table
+
+
+def python_columns(frame: pd.DataFrame, table: Table) -> list[list[Any]]:
+    """Column-wise lists of plain Python values (None for missing), as both drivers accept them."""
+    out = []
+    for column in table.columns:
+        s = frame[column.name]
+        integer = column.type.python_type is int if hasattr(column.type, "python_type") else False
+        if integer and s.dtype.kind in "fiu":
+            arr = s.to_numpy(dtype=float)
+            out.append([None if v != v else int(v) for v in arr.tolist()])
+        elif s.dtype.kind in "f":
+            arr = s.to_numpy(dtype=float)
+            values = arr.tolist()
+            if np.isnan(arr).any():
+                values = [None if v != v else v for v in values]
+            out.append(values)
+        elif s.dtype.kind == "b":
+            out.append([bool(v) for v in s.tolist()])
+        else:
+            out.append(s.astype(object).where(s.notna(), None).tolist())
+    return out
+
+
+def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    columns = [c.name for c in table.columns]
+    rows = list(zip(*python_columns(frame, table), strict=True))
+    if conn.dialect.name == "postgresql":
+        dbapi = conn.connection.driver_connection
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608

@@ -1,0 +1,237 @@
+"""`python -m etl` / `outcomes-etl`: a thin command line over the etl and warehouse APIs.
+
+Exit codes of `load`: 0 every row loaded, 3 some rows rejected (see `rejects`), 2 a file could not be read at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from warehouse.config import db_url_from_env
+from warehouse.db import make_engine
+from warehouse.migrate import current_revision, head_revision, upgrade
+from warehouse.schema import episode_summary, episodes, etl_batches, etl_rejects, patients, scores, sessions
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+
+    def show(message: str) -> None:
+        sys.stderr.write("\r\033[K" + message)
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    engine = make_engine(args.db)
+    before = current_revision(engine)
+    rev = upgrade(engine)
+    print(f"warehouse {engine.url.render_as_string(hide_password=True)}: schema {before or 'none'} -> {rev}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from etl.generate import generate
+
+    paths = generate(Path(args.out), args.patients, seed=args.seed, as_of=args.as_of, dirty=not args.clean)
+    for kind, path in paths.items():
+        print(f"{kind:9} {path}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from etl.load import exit_code, load_files
+    from etl.mapping import MappingError, load_mapping
+
+    try:
+        mapping = load_mapping(args.mapping)
+    except MappingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(args.db)
+    if current_revision(engine) != head_revision():
+        upgrade(engine)
+    show_progress = not args.json and sys.stderr.isatty() and not args.quiet
+    results = load_files(
+        engine,
+        args.files,
+        mapping=mapping,
+        kind=args.kind,
+        as_of=args.as_of,
+        chunk_rows=args.chunk_rows,
+        progress=_progress_printer(show_progress),
+    )
+    if show_progress:
+        sys.stderr.write("\r\033[K")
+    if args.json:
+        print(json.dumps({"batches": [r.as_json() for r in results]}, indent=2))
+    else:
+        for r in results:
+            if r.status == "failed":
+                print(f"error: {r.message}", file=sys.stderr)
+                continue
+            line = (
+                f"{Path(r.file).name}: {r.kind}, batch {r.batch_id}, {r.status}: {r.rows_read:,} read, "
+                f"{r.rows_inserted:,} new, {r.rows_updated:,} updated, {r.rows_unchanged:,} unchanged, "
+                f"{r.rows_rejected:,} rejected ({r.seconds:.1f} s)"
+            )
+            print(line)
+            if r.message:
+                print(f"  {r.message}")
+            if r.rows_rejected and r.status != "unchanged":
+                print(f"  see: python -m etl rejects --batch {r.batch_id}")
+    return exit_code(results)
+
+
+def cmd_rejects(args: argparse.Namespace) -> int:
+    engine = make_engine(args.db)
+    q = (
+        select(
+            etl_batches.c.file_name,
+            etl_rejects.c.batch_id,
+            etl_rejects.c.source_line,
+            etl_rejects.c.reasons,
+            etl_rejects.c.raw_row,
+        )
+        .join(etl_batches, etl_batches.c.batch_id == etl_rejects.c.batch_id)
+        .order_by(etl_rejects.c.batch_id, etl_rejects.c.source_line)
+        .limit(args.limit)
+    )
+    if args.batch is not None:
+        q = q.where(etl_rejects.c.batch_id == args.batch)
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    if args.json:
+        print(json.dumps([r._asdict() for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no rejected rows")
+        return 0
+    for r in rows:
+        print(f"{r.file_name}:{r.source_line} (batch {r.batch_id}): {r.reasons}")
+        print(f"    {r.raw_row}")
+    if len(rows) == args.limit:
+        print(f"(first {args.limit} shown; use --limit)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    engine = make_engine(args.db)
+    rev = current_revision(engine)
+    print(f"warehouse: {engine.url.render_as_string(hide_password=True)} (schema {rev or 'not initialised'})")
+    if rev is None:
+        print("run: python -m etl init")
+        return 1
+    with engine.connect() as conn:
+        counts = {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (patients, episodes, sessions, scores, episode_summary, etl_rejects)
+        }
+        batches = conn.execute(
+            select(etl_batches).order_by(etl_batches.c.batch_id.desc()).limit(args.limit)
+        ).all()
+    print("  " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()))
+    print(f"last {len(batches)} batches:")
+    for b in batches:
+        print(
+            f"  #{b.batch_id:<4} {b.loaded_at:%Y-%m-%d %H:%M} {b.kind:9} {b.status:20} {b.file_name}: "
+            f"{b.rows_read:,} read, {b.rows_inserted:,} new, {b.rows_updated:,} updated, "
+            f"{b.rows_unchanged:,} unchanged, {b.rows_rejected:,} rejected"
+            + (f" - {b.message}" if b.message else "")
+        )
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from etl.summary import refresh_all
+
+    engine = make_engine(args.db)
+    with engine.begin() as conn:
+        n = refresh_all(conn, as_of=args.as_of)
+    print(f"refreshed summaries for {n:,} episodes")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m etl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--db",
+            default=None,
+            help="warehouse URL (default: $OUTCOMES_DB_URL or sqlite:///data/warehouse.sqlite)",
+        )
+        return p
+
+    p = with_db(sub.add_parser("init", help="create or upgrade a warehouse (Alembic) and seed the catalogs"))
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("generate", help="write a synthetic cohort as clinic-export CSV files")
+    p.add_argument("--patients", type=int, default=400, help="number of patients (default 400)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: same seed and --as-of, same files")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--as-of", type=_date, default=None, help="last day of the data (default: today)")
+    p.add_argument("--clean", action="store_true", help="no deliberately dirty rows")
+    p.set_defaults(func=cmd_generate)
+
+    p = with_db(sub.add_parser("load", help="validate and load files; patients files go first"))
+    p.add_argument("files", nargs="+", help="CSV files (kind recognised from the header)")
+    p.add_argument("--mapping", default=None, help="TOML mapping for a clinic's own export format")
+    p.add_argument(
+        "--kind",
+        choices=["patients", "scores", "visits", "sessions"],
+        default=None,
+        help="force the file kind instead of recognising it",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object with a summary per batch")
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="treat dates after this day as in the future (default: today)",
+    )
+    p.add_argument("--chunk-rows", type=int, default=200_000, help="rows per chunk (memory vs speed)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_load)
+
+    p = with_db(sub.add_parser("rejects", help="show rejected rows with file, line and reasons"))
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rejects)
+
+    p = with_db(sub.add_parser("status", help="what the warehouse holds and the latest batches"))
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_status)
+
+    p = with_db(sub.add_parser("refresh", help="recompute the summary tables for every patient"))
+    p.add_argument("--as-of", type=_date, default=None)
+    p.set_defaults(func=cmd_refresh)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(args, "db"):
+        args.db = db_url_from_env(args.db)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

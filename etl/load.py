@@ -1,0 +1,642 @@
+"""Load stage: one file = one transaction = one batch.
+
+read -> validate (etl.validate) -> bulk copy into a temporary stage table -> merge into the warehouse in SQL ->
+refresh the marts for the patients the file touched. A file already loaded (same sha256) is not loaded again; a
+corrected re-export updates the rows whose values changed and keeps the old values in `fact_revisions`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from etl import read as reader
+from etl.bulk import bulk_insert
+from etl.kinds import KINDS, LOAD_ORDER, Kind
+from etl.mapping import Mapping
+from etl.stage_tables import stage_patients, stage_scores, stage_sessions
+from etl.summary import refresh_summaries
+from etl.validate import (
+    SCORE_KEY,
+    SESSION_KEY,
+    SESSION_VALUES,
+    Context,
+    MeasureRule,
+    stage,
+)
+from warehouse.config import SummaryRules
+from warehouse.schema import (
+    clinics,
+    episodes,
+    etl_batches,
+    etl_rejects,
+    exercise_types,
+    exercises,
+    fact_revisions,
+    measures,
+    patients,
+    scores,
+    sessions,
+    therapists,
+)
+
+Progress = Callable[[str], None]
+
+EXIT_OK, EXIT_FILE_ERROR, EXIT_REJECTS = 0, 2, 3
+
+
+@dataclass
+class BatchResult:
+    file: str
+    kind: str | None = None
+    batch_id: int | None = None
+    status: str = "loaded"
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_rejected: int = 0
+    message: str | None = None
+    seconds: float = 0.0
+    patients_touched: set[str] = field(default_factory=set, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("patients_touched")
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    """How a staged kind merges into its fact table."""
+
+    stage: Table
+    target: Table
+    key: list[str]
+    values: list[str]
+    one_row_per_line: bool
+
+
+SCORE_SPEC = FactSpec(stage_scores, scores, SCORE_KEY, ["value"], True)
+VISIT_SPEC = FactSpec(stage_scores, scores, SCORE_KEY, ["value"], False)
+SESSION_SPEC = FactSpec(stage_sessions, sessions, SESSION_KEY, SESSION_VALUES, True)
+# Column names differ between stage_patients and episodes; see _merge_patients.
+STAGE_COLUMNS = {
+    "scores": [c.name for c in stage_scores.columns],
+    "visits": [c.name for c in stage_scores.columns],
+    "sessions": [c.name for c in stage_sessions.columns],
+    "patients": [c.name for c in stage_patients.columns],
+}
+STAGE_TABLE = {
+    "scores": stage_scores,
+    "visits": stage_scores,
+    "sessions": stage_sessions,
+    "patients": stage_patients,
+}
+
+
+def exit_code(results: Iterable[BatchResult]) -> int:
+    results = list(results)
+    if any(r.status == "failed" for r in results):
+        return EXIT_FILE_ERROR
+    if any(r.rows_rejected for r in results):
+        return EXIT_REJECTS
+    return EXIT_OK
+
+
+def order_files(paths: Sequence[Path], mapping: Mapping, forced_kind: str | None) -> list[Path]:
+    """Patients files first, so that facts in the same run can refer to the patients they bring."""
+
+    def rank(p: Path) -> int:
+        try:
+            _, canonical = reader.read_header(p, mapping)
+            kind = reader.resolve_kind(p, canonical, mapping, forced_kind)
+            return LOAD_ORDER.index(kind.name)
+        except reader.FileLevelError:
+            return len(LOAD_ORDER)
+
+    return sorted(paths, key=rank)
+
+
+def load_files(
+    engine: Engine,
+    paths: Sequence[str | Path],
+    *,
+    mapping: Mapping | None = None,
+    kind: str | None = None,
+    as_of: date | None = None,
+    chunk_rows: int = reader.DEFAULT_CHUNK_ROWS,
+    rules: SummaryRules | None = None,
+    progress: Progress | None = None,
+) -> list[BatchResult]:
+    mapping = mapping or Mapping()
+    files = order_files([Path(p) for p in paths], mapping, kind)
+    return [
+        load_file(
+            engine,
+            p,
+            mapping=mapping,
+            kind=kind,
+            as_of=as_of,
+            chunk_rows=chunk_rows,
+            rules=rules,
+            progress=progress,
+        )
+        for p in files
+    ]
+
+
+def load_file(
+    engine: Engine,
+    path: str | Path,
+    *,
+    mapping: Mapping | None = None,
+    kind: str | None = None,
+    as_of: date | None = None,
+    chunk_rows: int = reader.DEFAULT_CHUNK_ROWS,
+    rules: SummaryRules | None = None,
+    progress: Progress | None = None,
+) -> BatchResult:
+    path = Path(path)
+    mapping = mapping or Mapping()
+    as_of = as_of or date.today()
+    rules = rules or SummaryRules()
+    result = BatchResult(file=str(path))
+    started = time.perf_counter()
+    try:
+        if not path.is_file():
+            raise reader.FileLevelError(f"{path.name}: no such file")
+        source_header, canonical = reader.read_header(path, mapping)
+        file_kind = reader.resolve_kind(path, canonical, mapping, kind)
+        result.kind = file_kind.name
+        sha = reader.sha256_file(path)
+        previous = _previous_batch(engine, sha, file_kind.name)
+        if previous is not None:
+            _report_already_loaded(result, previous)
+        else:
+            with engine.begin() as conn:
+                _load_in_transaction(
+                    conn,
+                    path,
+                    sha,
+                    file_kind,
+                    mapping,
+                    source_header,
+                    canonical,
+                    as_of,
+                    chunk_rows,
+                    result,
+                    progress,
+                )
+                if result.patients_touched:
+                    if progress:
+                        progress(
+                            f"{path.name}: refreshing summaries for {len(result.patients_touched):,} patients"
+                        )
+                    refresh_summaries(conn, sorted(result.patients_touched), as_of=as_of, rules=rules)
+    except reader.FileLevelError as exc:
+        result.status = "failed"
+        result.message = str(exc)
+        _record_failed_batch(engine, path, result)
+    except SQLAlchemyError as exc:  # the transaction rolled back: nothing of this file is in the warehouse
+        result.status = "failed"
+        result.message = f"{path.name}: the warehouse refused the load, nothing was loaded ({_one_line(exc)})"
+        _record_failed_batch(engine, path, result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _previous_batch(engine: Engine, sha: str, kind: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(etl_batches)
+            .where(etl_batches.c.sha256 == sha, etl_batches.c.kind == kind)
+            .where(etl_batches.c.status.in_(("loaded", "loaded_with_rejects")))
+            .order_by(etl_batches.c.batch_id.desc())
+            .limit(1)
+        ).first()
+    return row._asdict() if row else None
+
+
+def _report_already_loaded(result: BatchResult, previous: dict[str, Any]) -> None:
+    result.batch_id = previous["batch_id"]
+    result.status = "unchanged"
+    result.rows_read = previous["rows_read"]
+    result.rows_rejected = previous["rows_rejected"]
+    result.rows_unchanged = previous["rows_read"] - previous["rows_rejected"]
+    result.message = f"identical to batch {previous['batch_id']} loaded {previous['loaded_at']:%Y-%m-%d %H:%M}; nothing changed"
+
+
+def _record_failed_batch(engine: Engine, path: Path, result: BatchResult) -> None:
+    """A file that could not be read leaves a trace (status 'failed') and no data."""
+    try:
+        sha = reader.sha256_file(path)
+    except OSError:
+        sha = "-"
+    now = _now()
+    with engine.begin() as conn:
+        result.batch_id = conn.execute(
+            etl_batches.insert()
+            .values(
+                file_name=path.name,
+                sha256=sha,
+                kind=result.kind or "unknown",
+                loaded_at=now,
+                finished_at=now,
+                status="failed",
+                message=result.message,
+            )
+            .returning(etl_batches.c.batch_id)
+        ).scalar_one()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _context(conn: Connection, as_of: date, mapping: Mapping) -> Context:
+    rules = {
+        r.code: MeasureRule(r.code, r.min_value, r.max_value, r.unit)
+        for r in conn.execute(
+            select(measures.c.code, measures.c.min_value, measures.c.max_value, measures.c.unit)
+        )
+    }
+    types = {r.code: bool(r.clinic_only) for r in conn.execute(select(exercise_types))}
+    known = set(conn.execute(select(patients.c.patient_id)).scalars())
+    known_exercises = {r.exercise: r.exercise_type for r in conn.execute(select(exercises))}
+    return Context(
+        as_of=as_of,
+        measures=rules,
+        exercise_types=types,
+        known_patients=known,
+        exercises=known_exercises,
+        mapping=mapping,
+    )
+
+
+def _load_in_transaction(
+    conn: Connection,
+    path: Path,
+    sha: str,
+    kind: Kind,
+    mapping: Mapping,
+    source_header: list[str],
+    canonical: list[str],
+    as_of: date,
+    chunk_rows: int,
+    result: BatchResult,
+    progress: Progress | None,
+) -> None:
+    batch_id = conn.execute(
+        etl_batches.insert()
+        .values(
+            file_name=path.name,
+            sha256=sha,
+            kind=kind.name,
+            mapping=None if mapping.name == "canonical" else mapping.name,
+            loaded_at=_now(),
+            status="loading",
+        )
+        .returning(etl_batches.c.batch_id)
+    ).scalar_one()
+    result.batch_id = batch_id
+    table = STAGE_TABLE[kind.name]
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+    ctx = _context(conn, as_of, mapping)
+    if kind.name == "visits":
+        ignored = [c for c in canonical if c not in ctx.measures and c not in ("patient_id", "visit_date")]
+        if ignored:
+            result.message = "ignored columns (not measure codes): " + ", ".join(ignored)
+    t0 = time.perf_counter()
+    for chunk in reader.iter_chunks(path, mapping, source_header, canonical, chunk_rows):
+        staged = stage(kind, chunk.frame, chunk.lines, ctx)
+        result.rows_read += len(chunk.frame)
+        result.rows_unchanged += staged.duplicate_lines
+        rejects = staged.rejects
+        if len(staged.rows):
+            conn.execute(table.delete())
+            bulk_insert(conn, table, staged.rows)
+            if kind.name == "patients":
+                conflicts = _merge_patients(conn, batch_id, result)
+            else:
+                spec = {"scores": SCORE_SPEC, "visits": VISIT_SPEC, "sessions": SESSION_SPEC}[kind.name]
+                if kind.name == "sessions":
+                    _add_exercises(conn)
+                conflicts = _merge_facts(conn, spec, batch_id, result)
+            if len(conflicts):
+                rejects = pd.concat([rejects, conflicts], ignore_index=True)
+            result.patients_touched.update(staged.rows["patient_id"].unique().tolist())
+        if len(rejects):
+            _insert_rejects(conn, batch_id, chunk, rejects)
+            result.rows_rejected += rejects["line"].nunique()
+        if progress:
+            rate = result.rows_read / max(time.perf_counter() - t0, 1e-9)
+            progress(
+                f"{path.name}: {result.rows_read:,} rows read, {result.rows_rejected:,} rejected ({rate:,.0f} rows/s)"
+            )
+    result.rows_loaded = result.rows_inserted + result.rows_updated
+    result.status = "loaded_with_rejects" if result.rows_rejected else "loaded"
+    conn.execute(
+        etl_batches.update()
+        .where(etl_batches.c.batch_id == batch_id)
+        .values(
+            status=result.status,
+            finished_at=_now(),
+            rows_read=result.rows_read,
+            rows_inserted=result.rows_inserted,
+            rows_updated=result.rows_updated,
+            rows_unchanged=result.rows_unchanged,
+            rows_rejected=result.rows_rejected,
+            message=result.message,
+        )
+    )
+    if conn.dialect.name == "sqlite" and result.rows_read > 100_000:
+        conn.exec_driver_sql("ANALYZE")  # the planner needs statistics after bulk loads
+    elif conn.dialect.name == "postgresql":
+        for t in (scores, sessions, patients, episodes):
+            conn.exec_driver_sql(f"ANALYZE {t.name}")
+
+
+def _insert_rejects(conn: Connection, batch_id: int, chunk: reader.Chunk, rejects: pd.DataFrame) -> None:
+    grouped = rejects.groupby("line", sort=True)["reasons"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+    by_line = pd.Series(chunk.frame.index, index=chunk.lines.to_numpy())
+    source = chunk.frame.loc[
+        by_line.loc[grouped.index].to_numpy(), chunk.frame.columns[: len(chunk.source_header)]
+    ]
+    raws = reader.raw_text(source, chunk.source_header, list(source.columns))
+    conn.execute(
+        etl_rejects.insert(),
+        [
+            {"batch_id": batch_id, "source_line": int(line), "raw_row": raw, "reasons": reasons}
+            for (line, reasons), raw in zip(grouped.items(), raws, strict=True)
+        ],
+    )
+
+
+# --- merge: stage -> facts ------------------------------------------------------------------------------------------
+def _dialect_insert(conn: Connection, table: Table):
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _same(a: Table, b, cols: list[str]):
+    b_cols = getattr(b, "c", b)  # a Table, or an upsert's `excluded` collection
+    return and_(*[a.c[c].is_not_distinct_from(b_cols[c]) for c in cols])
+
+
+def _join_on(a: Table, b: Table, cols: list[str], b_cols: list[str] | None = None):
+    return and_(*[a.c[c] == b.c[bc] for c, bc in zip(cols, b_cols or cols, strict=True)])
+
+
+def _classify(
+    conn: Connection, s: Table, f: Table, on, same, batch_id: int, per_line: bool, pk
+) -> dict[int, int]:
+    """Count lines by what merging them will do: 0 unchanged, 1 new, 2 changes an older row, 3 conflicts with an
+    earlier line of this same file."""
+    cls = case((pk.is_(None), 1), (same, 0), (f.c.batch_id == batch_id, 3), else_=2)
+    if per_line:
+        inner = (
+            select(s.c.line, func.max(cls).label("cls"))
+            .select_from(s.outerjoin(f, on))
+            .group_by(s.c.line)
+            .subquery()
+        )
+        q = select(inner.c.cls, func.count()).group_by(inner.c.cls)
+    else:
+        q = select(cls.label("cls"), func.count()).select_from(s.outerjoin(f, on)).group_by(cls)
+    return {int(k): int(n) for k, n in conn.execute(q)}
+
+
+def _pop_conflicts(conn: Connection, s: Table, f: Table, on, same, batch_id: int) -> pd.DataFrame:
+    q = (
+        select(s.c.line, func.min(f.c.source_line))
+        .select_from(s.join(f, on))
+        .where(f.c.batch_id == batch_id, ~same)
+        .group_by(s.c.line)
+    )
+    found = conn.execute(q).all()
+    lines = [int(line) for line, _ in found]
+    conn.execute(s.delete().where(s.c.line.in_(lines)))
+    return pd.DataFrame(
+        {
+            "line": lines,
+            "reasons": [f"duplicate of line {first} (same key) with different values" for _, first in found],
+        }
+    )
+
+
+def _record_revisions(
+    conn: Connection, s: Table, f: Table, on, same, batch_id: int, key: list[str], cols: list[str]
+) -> None:
+    q = (
+        select(*[f.c[c] for c in key + cols], f.c.batch_id)
+        .select_from(s.join(f, on))
+        .where(f.c.batch_id != batch_id, ~same)
+    )
+    rows = [
+        {
+            "batch_id": batch_id,
+            "table_name": f.name,
+            "row_key": json.dumps({k: _jsonable(r[i]) for i, k in enumerate(key)}),
+            "old_values": json.dumps({c: _jsonable(r[len(key) + i]) for i, c in enumerate(cols)}),
+            "old_batch_id": r[-1],
+        }
+        for r in conn.execute(q)
+    ]
+    if rows:
+        conn.execute(fact_revisions.insert(), rows)
+
+
+def _jsonable(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date | datetime) else v
+
+
+def _merge_facts(conn: Connection, spec: FactSpec, batch_id: int, result: BatchResult) -> pd.DataFrame:
+    s, f = spec.stage, spec.target
+    on = _join_on(s, f, spec.key)
+    same = _same(f, s, spec.values)
+    pk = next(iter(f.primary_key.columns))
+    counts = _classify(conn, s, f, on, same, batch_id, not spec.one_row_per_line, pk)
+    conflicts = pd.DataFrame({"line": [], "reasons": []})
+    if counts.get(3):
+        conflicts = _pop_conflicts(conn, s, f, on, same, batch_id)
+    if counts.get(2):
+        _record_revisions(conn, s, f, on, same, batch_id, spec.key, spec.values)
+    result.rows_unchanged += counts.get(0, 0)
+    result.rows_inserted += counts.get(1, 0)
+    result.rows_updated += counts.get(2, 0)
+    cols = spec.key + spec.values
+    ins = _dialect_insert(conn, f)
+    ins = ins.from_select(
+        [*cols, "batch_id", "source_line"],
+        select(*[s.c[c] for c in cols], literal(batch_id), s.c.line).where(true()),
+    )
+    ins = ins.on_conflict_do_update(
+        index_elements=spec.key,
+        set_={c: ins.excluded[c] for c in [*spec.values, "batch_id", "source_line"]},
+        where=~_same(f, ins.excluded, spec.values) & (f.c.batch_id != batch_id),
+    )
+    conn.execute(ins)
+    return conflicts
+
+
+def _add_exercises(conn: Connection) -> None:
+    s = stage_sessions
+    ins = _dialect_insert(conn, exercises)
+    ins = ins.from_select(
+        ["exercise", "exercise_type"],
+        select(s.c.exercise, func.min(s.c.exercise_type)).group_by(s.c.exercise),
+    ).on_conflict_do_nothing(index_elements=["exercise"])
+    conn.execute(ins)
+
+
+PATIENT_ATTRS = ["clinic_id", "therapist_id", "birth_year", "sex", "first_name", "last_name"]
+EPISODE_ATTRS = {"end_date": "episode_end", "side": "side", "symptom_onset": "symptom_onset"}
+
+
+def _merge_patients(conn: Connection, batch_id: int, result: BatchResult) -> pd.DataFrame:
+    """Dimensions first (clinics, therapists, patients: the latest episode's row wins), then the episodes."""
+    s = stage_patients
+    # Clinics and therapists named by the file.
+    ins = _dialect_insert(conn, clinics)
+    conn.execute(
+        ins.from_select(
+            ["clinic_id", "name", "batch_id"],
+            select(s.c.clinic_id, func.max(s.c.clinic_name), literal(batch_id)).group_by(s.c.clinic_id),
+        ).on_conflict_do_nothing(index_elements=["clinic_id"])
+    )
+    ins = _dialect_insert(conn, therapists)
+    ins = ins.from_select(
+        ["therapist_id", "clinic_id", "name", "batch_id"],
+        select(
+            s.c.therapist_id, func.max(s.c.clinic_id), func.max(s.c.therapist_name), literal(batch_id)
+        ).group_by(s.c.therapist_id),
+    )
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["therapist_id"],
+            set_={"clinic_id": ins.excluded.clinic_id},
+            where=therapists.c.clinic_id != ins.excluded.clinic_id,
+        )
+    )
+    # Classification against what is there: an episode row and its patient's attributes.
+    e, p = episodes, patients
+    on_e = and_(e.c.patient_id == s.c.patient_id, e.c.start_date == s.c.episode_start)
+    same_e = and_(*[e.c[ec].is_not_distinct_from(s.c[sc]) for ec, sc in EPISODE_ATTRS.items()])
+    same_p = and_(*[p.c[c].is_not_distinct_from(s.c[c]) for c in PATIENT_ATTRS])
+    cls = case(
+        (e.c.episode_id.is_(None), 1),
+        (and_(same_e, same_p), 0),
+        (and_(e.c.batch_id == batch_id, ~same_e), 3),
+        else_=2,
+    )
+    joined = s.outerjoin(e, on_e).outerjoin(p, p.c.patient_id == s.c.patient_id)
+    counts = {
+        int(k): int(n)
+        for k, n in conn.execute(select(cls.label("c"), func.count()).select_from(joined).group_by(cls))
+    }
+    conflicts = pd.DataFrame({"line": [], "reasons": []})
+    if counts.get(3):
+        conflicts = _pop_conflicts(conn, s, e, on_e, same_e, batch_id)
+        conflicts["reasons"] = conflicts["reasons"].str.replace(
+            "(same key)", "(same patient_id, episode_start)"
+        )
+    if counts.get(2):
+        q = (
+            select(
+                e.c.patient_id,
+                e.c.start_date,
+                *[e.c[c] for c in EPISODE_ATTRS],
+                *[p.c[c] for c in PATIENT_ATTRS],
+                e.c.batch_id,
+            )
+            .select_from(s.join(e, on_e).join(p, p.c.patient_id == s.c.patient_id))
+            .where(~and_(same_e, same_p))
+        )
+        revs = []
+        for r in conn.execute(q).mappings():
+            revs.append(
+                {
+                    "batch_id": batch_id,
+                    "table_name": "episodes",
+                    "row_key": json.dumps(
+                        {"patient_id": r["patient_id"], "start_date": _jsonable(r["start_date"])}
+                    ),
+                    "old_values": json.dumps({k: _jsonable(r[k]) for k in [*EPISODE_ATTRS, *PATIENT_ATTRS]}),
+                    "old_batch_id": r["batch_id"],
+                }
+            )
+        if revs:
+            conn.execute(fact_revisions.insert(), revs)
+    result.rows_unchanged += counts.get(0, 0)
+    result.rows_inserted += counts.get(1, 0)
+    result.rows_updated += counts.get(2, 0)
+
+    # Patients: one row per patient from its latest episode in this chunk.
+    ranked = select(
+        *[s.c[c] for c in ["patient_id", *PATIENT_ATTRS, "line"]],
+        func.row_number().over(partition_by=s.c.patient_id, order_by=s.c.episode_start.desc()).label("rn"),
+    ).subquery()
+    ins = _dialect_insert(conn, patients)
+    ins = ins.from_select(
+        ["patient_id", *PATIENT_ATTRS, "batch_id", "source_line"],
+        select(
+            *[ranked.c[c] for c in ["patient_id", *PATIENT_ATTRS]], literal(batch_id), ranked.c.line
+        ).where(ranked.c.rn == 1),
+    )
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["patient_id"],
+            set_={c: ins.excluded[c] for c in [*PATIENT_ATTRS, "batch_id", "source_line"]},
+            where=~_same(patients, ins.excluded, PATIENT_ATTRS),
+        )
+    )
+    # Episodes.
+    ins = _dialect_insert(conn, episodes)
+    ins = ins.from_select(
+        ["patient_id", "start_date", *EPISODE_ATTRS, "batch_id", "source_line"],
+        select(
+            s.c.patient_id,
+            s.c.episode_start,
+            *[s.c[c] for c in EPISODE_ATTRS.values()],
+            literal(batch_id),
+            s.c.line,
+        ).where(true()),
+    )
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["patient_id", "start_date"],
+            set_={c: ins.excluded[c] for c in [*EPISODE_ATTRS, "batch_id", "source_line"]},
+            where=~_same(episodes, ins.excluded, list(EPISODE_ATTRS)) & (episodes.c.batch_id != batch_id),
+        )
+    )
+    return conflicts
+
+
+__all__ = ["BatchResult", "KINDS", "exit_code", "load_file", "load_files"]

@@ -1,0 +1,145 @@
+"""Import mappings: how one clinic's export differs from the canonical files (headers, labels, dates, units).
+
+A mapping is a TOML file (see data/mappings/). Without one, canonical files load as they are; the built-in
+label spellings below apply either way, and a mapping's own labels are added to them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Spellings every export uses for the same thing; a mapping may add more.
+BUILTIN_VALUES: dict[str, dict[str, str]] = {
+    "status": {
+        "completed": "completed",
+        "complete": "completed",
+        "done": "completed",
+        "yes": "completed",
+        "y": "completed",
+        "x": "completed",
+        "1": "completed",
+        "true": "completed",
+        "partial": "partial",
+        "partially": "partial",
+        "half": "partial",
+        "skipped": "skipped",
+        "skip": "skipped",
+        "no": "skipped",
+        "n": "skipped",
+        "0": "skipped",
+        "false": "skipped",
+        "missed": "missed",
+        "not logged": "missed",
+    },
+    "setting": {
+        "clinic": "clinic",
+        "in clinic": "clinic",
+        "in-clinic": "clinic",
+        "home": "home",
+        "hep": "home",
+    },
+    "sex": {
+        "f": "F",
+        "female": "F",
+        "woman": "F",
+        "m": "M",
+        "male": "M",
+        "man": "M",
+        "x": "X",
+        "other": "X",
+        "diverse": "X",
+        "u": "U",
+        "unknown": "U",
+    },
+    "side": {
+        "": "",
+        "left": "left",
+        "l": "left",
+        "right": "right",
+        "r": "right",
+        "both": "both",
+        "bilateral": "both",
+        "b": "both",
+    },
+}
+
+#: Factors from a source unit to the catalog unit of a measure.
+UNIT_FACTORS: dict[tuple[str, str], float] = {
+    ("in", "cm"): 2.54,
+    ("inch", "cm"): 2.54,
+    ("mm", "cm"): 0.1,
+    ("cm", "mm"): 10.0,
+    ("rad", "degrees"): 57.29577951308232,
+    ("fraction", "%"): 100.0,
+}
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str = "canonical"
+    kind: str | None = None
+    encoding: str = "utf-8-sig"
+    delimiter: str = ","
+    decimal: str = "."
+    skip_rows: int = 0
+    columns: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    date_format: str | None = None
+    date_formats: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+
+    def canonical_header(self, header: list[str]) -> list[str]:
+        """Rename a file's header to canonical names (case and surrounding space do not matter)."""
+        renames = {k.strip().casefold(): v for k, v in self.columns.items()}
+        out = []
+        for col in header:
+            key = str(col).strip().lstrip("\ufeff").casefold()
+            out.append(renames.get(key, key.replace(" ", "_")))
+        return out
+
+    def labels_for(self, column: str) -> dict[str, str]:
+        merged = dict(BUILTIN_VALUES.get(column, {}))
+        merged.update({k.strip().casefold(): v for k, v in self.values.get(column, {}).items()})
+        return merged
+
+    def date_format_for(self, column: str) -> str | None:
+        return self.date_formats.get(column, self.date_format)
+
+
+def load_mapping(path: str | Path | None) -> Mapping:
+    if path is None:
+        return Mapping()
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingError(f"{path}: mapping file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{path}: not valid TOML ({exc})") from None
+    src = doc.get("source", {})
+    known = {"source", "columns", "values", "dates", "units", "constants"}
+    unknown = set(doc) - known
+    if unknown:
+        raise MappingError(f"{path}: unknown section(s) {sorted(unknown)}; expected {sorted(known)}")
+    dates = doc.get("dates", {})
+    return Mapping(
+        name=src.get("name", path.stem),
+        kind=src.get("kind"),
+        encoding=src.get("encoding", "utf-8-sig"),
+        delimiter=src.get("delimiter", ","),
+        decimal=src.get("decimal", "."),
+        skip_rows=int(src.get("skip_rows", 0)),
+        columns={str(k): str(v) for k, v in doc.get("columns", {}).items()},
+        values={str(c): {str(k): str(v) for k, v in m.items()} for c, m in doc.get("values", {}).items()},
+        date_format=dates.get("format"),
+        date_formats={str(k): str(v) for k, v in dates.items() if k != "format"},
+        units={str(k): str(v) for k, v in doc.get("units", {}).items()},
+        constants={str(k): str(v) for k, v in doc.get("constants", {}).items()},
+    )

@@ -1,0 +1,252 @@
+"""Marts: the per-episode summaries the caseload and cohort pages read instead of the raw facts.
+
+Refreshed for the patients a load touched, in blocks, inside the load's transaction: the dashboard never sees facts
+without their summary. Clinical rules (baseline window, partial sessions, windows) come from SummaryRules.
+Where a measure is scored on both sides at the same time, the worse side counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, String, select, type_coerce
+
+from etl.bulk import bulk_insert
+from warehouse.config import SummaryRules
+from warehouse.schema import (
+    episode_measure_summary,
+    episode_summary,
+    episodes,
+    measures,
+    patients,
+    scores,
+    sessions,
+)
+
+BLOCK_PATIENTS = 2_000
+
+
+def _text(col):
+    """Read dates as text: pandas parses ISO text far faster than per-value driver conversions."""
+    return type_coerce(col, String).label(col.name)
+
+
+def refresh_summaries(
+    conn: Connection,
+    patient_ids: Sequence[str],
+    *,
+    as_of: date | None = None,
+    rules: SummaryRules | None = None,
+) -> int:
+    """Recompute both marts for these patients; returns the number of episodes written."""
+    as_of = as_of or date.today()
+    rules = rules or SummaryRules()
+    catalog = pd.DataFrame(
+        conn.execute(
+            select(measures.c.code, measures.c.better, measures.c.mcid_abs, measures.c.mcid_pct)
+        ).all(),
+        columns=["measure", "better", "mcid_abs", "mcid_pct"],
+    )
+    written = 0
+    for i in range(0, len(patient_ids), BLOCK_PATIENTS):
+        block = list(patient_ids[i : i + BLOCK_PATIENTS])
+        written += _refresh_block(conn, block, as_of, rules, catalog)
+    return written
+
+
+def refresh_all(conn: Connection, *, as_of: date | None = None, rules: SummaryRules | None = None) -> int:
+    ids = conn.execute(select(patients.c.patient_id).order_by(patients.c.patient_id)).scalars().all()
+    return refresh_summaries(conn, ids, as_of=as_of, rules=rules)
+
+
+def _read(conn: Connection, query, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(conn.execute(query).all(), columns=columns)
+
+
+def _refresh_block(
+    conn: Connection, block: list[str], as_of: date, rules: SummaryRules, catalog: pd.DataFrame
+) -> int:
+    ep = _read(
+        conn,
+        select(
+            episodes.c.episode_id,
+            episodes.c.patient_id,
+            _text(episodes.c.start_date),
+            _text(episodes.c.end_date),
+            patients.c.clinic_id,
+            patients.c.therapist_id,
+        )
+        .join(patients, patients.c.patient_id == episodes.c.patient_id)
+        .where(episodes.c.patient_id.in_(block)),
+        ["episode_id", "patient_id", "start_date", "end_date", "clinic_id", "therapist_id"],
+    )
+    ep_ids = ep["episode_id"].tolist()
+    conn.execute(episode_measure_summary.delete().where(episode_measure_summary.c.patient_id.in_(block)))
+    conn.execute(episode_summary.delete().where(episode_summary.c.patient_id.in_(block)))
+    if ep.empty:
+        return 0
+    del ep_ids
+    ep["start_date"] = pd.to_datetime(ep["start_date"].str.slice(0, 10))
+    ep["end_date"] = pd.to_datetime(ep["end_date"].str.slice(0, 10))
+    windows = _episode_windows(ep, as_of, rules)
+
+    sc = _read(
+        conn,
+        select(scores.c.patient_id, scores.c.measure, _text(scores.c.recorded_at), scores.c.value).where(
+            scores.c.patient_id.in_(block)
+        ),
+        ["patient_id", "measure", "recorded_at", "value"],
+    )
+    sc["recorded_at"] = pd.to_datetime(sc["recorded_at"], format="ISO8601")
+    se = _read(
+        conn,
+        select(
+            sessions.c.patient_id, _text(sessions.c.session_date), sessions.c.setting, sessions.c.status
+        ).where(sessions.c.patient_id.in_(block)),
+        ["patient_id", "session_date", "setting", "status"],
+    )
+    se["session_date"] = pd.to_datetime(se["session_date"].str.slice(0, 10))
+
+    sc = _assign(sc, windows, "recorded_at")
+    se = _assign(se, windows, "session_date")
+    measure_rows = _measure_summary(sc, windows, catalog, rules)
+    episode_rows = _episode_summary(ep, windows, sc, se, as_of, rules)
+    bulk_insert(conn, episode_summary, episode_rows)
+    bulk_insert(conn, episode_measure_summary, measure_rows)
+    return len(episode_rows)
+
+
+def _episode_windows(ep: pd.DataFrame, as_of: date, rules: SummaryRules) -> pd.DataFrame:
+    """Which dates belong to which episode: from a few days before its start until its end, or until shortly
+    before the patient's next episode, or as_of."""
+    w = ep.sort_values(["patient_id", "start_date"]).copy()
+    before = pd.Timedelta(days=rules.baseline_days_before)
+    w["window_start"] = w["start_date"] - before
+    next_start = w.groupby("patient_id")["start_date"].shift(-1)
+    end = pd.Series(pd.Timestamp(as_of) + pd.Timedelta(days=1), index=w.index)  # exclusive
+    end = end.where(w["end_date"].isna(), w["end_date"] + pd.Timedelta(days=1))
+    end = end.where(next_start.isna() | (next_start - before > end), next_start - before)
+    w["window_end"] = end
+    return w
+
+
+def _assign(facts: pd.DataFrame, windows: pd.DataFrame, col: str) -> pd.DataFrame:
+    if facts.empty:
+        facts["episode_id"] = pd.Series(dtype="int64")
+        return facts
+    left = facts.sort_values(col)
+    right = windows[["patient_id", "episode_id", "window_start", "window_end", "start_date"]].sort_values(
+        "window_start"
+    )
+    merged = pd.merge_asof(
+        left, right, left_on=col, right_on="window_start", by="patient_id", direction="backward"
+    )
+    keep = merged["episode_id"].notna() & (merged[col] < merged["window_end"])
+    out = merged[keep].copy()
+    out["episode_id"] = out["episode_id"].astype("int64")
+    return out
+
+
+def _measure_summary(
+    sc: pd.DataFrame, windows: pd.DataFrame, catalog: pd.DataFrame, rules: SummaryRules
+) -> pd.DataFrame:
+    cols = [c.name for c in episode_measure_summary.columns]
+    if sc.empty:
+        return pd.DataFrame(columns=cols)
+    sc = sc.merge(catalog, on="measure", how="left")
+    # Worse side counts when one measure is scored on both sides at the same moment.
+    sc["_worse"] = np.where(sc["better"] == "higher", -sc["value"], sc["value"])
+    sc = sc.sort_values("_worse").drop_duplicates(["episode_id", "measure", "recorded_at"], keep="last")
+    sc = sc.sort_values(["episode_id", "measure", "recorded_at"])
+    g = sc.groupby(["episode_id", "measure"], sort=False)
+    latest = g.tail(1).set_index(["episode_id", "measure"])
+    n_values = g.size()
+    lo = sc["start_date"] - pd.Timedelta(days=rules.baseline_days_before)
+    hi = sc["start_date"] + pd.Timedelta(days=rules.baseline_days_after + 1)
+    in_window = sc[(sc["recorded_at"] >= lo) & (sc["recorded_at"] < hi)]
+    baseline = (
+        in_window.groupby(["episode_id", "measure"], sort=False).head(1).set_index(["episode_id", "measure"])
+    )
+
+    out = latest[["patient_id", "better", "mcid_abs", "mcid_pct"]].copy()
+    out["n_values"] = n_values
+    out["latest_value"] = latest["value"]
+    out["latest_at"] = latest["recorded_at"]
+    out["baseline_value"] = baseline["value"]
+    out["baseline_at"] = baseline["recorded_at"]
+    has_follow_up = out["latest_at"] > out["baseline_at"]
+    out["change"] = (out["latest_value"] - out["baseline_value"]).where(has_follow_up)
+    base = out["baseline_value"]
+    out["pct_change"] = (out["change"] / base * 100).where(base.abs() > 0)
+    sign = np.where(out["better"] == "lower", -1.0, 1.0)
+    out["improvement"] = out["change"] * sign
+    pct_improvement = (out["improvement"] / base * 100).where(base.abs() > 0)
+    has_threshold = out["mcid_abs"].notna() | out["mcid_pct"].notna()
+    reached = (out["improvement"] >= out["mcid_abs"]) | (pct_improvement >= out["mcid_pct"])
+    worse = (-out["improvement"] >= out["mcid_abs"]) | (-pct_improvement >= out["mcid_pct"])
+    known = has_threshold & out["change"].notna()
+    out["mcid_reached"] = reached.where(known, None)
+    out["worsened"] = worse.where(known, None)
+    out = out.reset_index()
+    for c in ("latest_at", "baseline_at"):
+        out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f").where(out[c].notna(), None)
+    for c in ("mcid_reached", "worsened"):
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out[cols]
+
+
+def _episode_summary(
+    ep: pd.DataFrame,
+    windows: pd.DataFrame,
+    sc: pd.DataFrame,
+    se: pd.DataFrame,
+    as_of: date,
+    rules: SummaryRules,
+) -> pd.DataFrame:
+    out = windows.set_index("episode_id")[
+        ["patient_id", "clinic_id", "therapist_id", "start_date", "end_date", "window_end"]
+    ].copy()
+    out["is_active"] = out["end_date"].isna()
+    done_weight = se["status"].map({"completed": 1.0, "partial": rules.partial_session_weight}).fillna(0.0)
+    se = se.assign(_done=done_weight)
+    home = se[se["setting"] == "home"]
+    out["home_scheduled"] = home.groupby("episode_id").size()
+    out["home_done"] = home.groupby("episode_id")["_done"].sum()
+    recent_end = out["window_end"].clip(upper=pd.Timestamp(as_of) + pd.Timedelta(days=1))
+    recent_start = recent_end - pd.Timedelta(days=rules.recent_window_days)
+    h = home.join(recent_start.rename("_rs"), on="episode_id").join(recent_end.rename("_re"), on="episode_id")
+    recent = h[(h["session_date"] >= h["_rs"]) & (h["session_date"] < h["_re"])]
+    out["home_scheduled_14d"] = recent.groupby("episode_id").size()
+    out["home_done_14d"] = recent.groupby("episode_id")["_done"].sum()
+    for c in ("home_scheduled", "home_done", "home_scheduled_14d", "home_done_14d"):
+        out[c] = out[c].fillna(0)
+    out["adherence"] = (out["home_done"] / out["home_scheduled"]).where(out["home_scheduled"] > 0)
+    out["adherence_14d"] = (out["home_done_14d"] / out["home_scheduled_14d"]).where(
+        out["home_scheduled_14d"] > 0
+    )
+    clinic_days = se[(se["setting"] == "clinic") & (se["_done"] > 0)]
+    out["visits"] = clinic_days.groupby("episode_id")["session_date"].nunique()
+    out["visits"] = out["visits"].fillna(0).astype(int)
+    active_days = pd.concat(
+        [
+            se.loc[se["_done"] > 0, ["episode_id", "session_date"]].rename(columns={"session_date": "d"}),
+            sc[["episode_id", "recorded_at"]].rename(columns={"recorded_at": "d"}),
+        ]
+    )
+    active_days["d"] = active_days["d"].dt.normalize()
+    out["first_activity"] = active_days.groupby("episode_id")["d"].min()
+    out["last_activity"] = active_days.groupby("episode_id")["d"].max()
+    out["as_of"] = pd.Timestamp(as_of)
+    out["refreshed_at"] = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    out = out.reset_index()
+    for c in ("start_date", "end_date", "first_activity", "last_activity", "as_of"):
+        out[c] = out[c].dt.strftime("%Y-%m-%d").where(out[c].notna(), None)
+    out["home_scheduled"] = out["home_scheduled"].astype(int)
+    out["home_scheduled_14d"] = out["home_scheduled_14d"].astype(int)
+    return out[[c.name for c in episode_summary.columns]]
+
+
+__all__ = ["refresh_all", "refresh_summaries"]

@@ -1,0 +1,488 @@
+"""Staging: canonical text chunks -> typed rows ready to load, and rejects with every reason.
+
+All checks are vectorised over the chunk; reasons are written out only for the rows that fail, so a clean file
+pays for masks, not for strings. Every input row leaves here either in `rows` (possibly as several rows, for wide
+visit files), in `rejects`, or counted in `duplicate_lines` (an identical repeat of an earlier row): never two of
+those, never none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from etl.kinds import Kind
+from etl.mapping import UNIT_FACTORS, Mapping
+
+DATE_FMT = "%Y-%m-%d"
+
+
+@dataclass(frozen=True)
+class MeasureRule:
+    code: str
+    min_value: float
+    max_value: float
+    unit: str
+
+
+@dataclass
+class Context:
+    """What validation needs to know about the warehouse, read once per file."""
+
+    as_of: date
+    measures: dict[str, MeasureRule]
+    exercise_types: dict[str, bool]  # code -> clinic only
+    known_patients: set[str] = field(default_factory=set)
+    exercises: dict[str, str] = field(default_factory=dict)  # exercise name -> type, as first seen
+    mapping: Mapping = field(default_factory=Mapping)
+
+
+@dataclass
+class Staged:
+    rows: pd.DataFrame
+    rejects: pd.DataFrame  # columns: line, reasons (raw text is added by the loader)
+    duplicate_lines: int = 0
+
+
+# --- small vectorised helpers
+class Reasons:
+    """Collects (mask, message) pairs; a row is rejected when any mask holds for it."""
+
+    def __init__(self, index: pd.Index) -> None:
+        self.index = index
+        self.items: list[tuple[pd.Series, pd.Series | str]] = []
+        self.rejected = pd.Series(False, index=index)
+
+    def add(self, mask: pd.Series, message: pd.Series | str) -> None:
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            self.items.append((mask, message))
+            self.rejected |= mask
+
+    def text(self) -> pd.Series:
+        out = pd.Series("", index=self.index[self.rejected.to_numpy()], dtype=object)
+        for mask, message in self.items:
+            idx = mask.index[mask.to_numpy()]
+            part = message if isinstance(message, str) else message.loc[idx].astype(str)
+            joined = np.where(out.loc[idx] == "", "", out.loc[idx] + "; ")
+            out.loc[idx] = joined + part
+        return out
+
+
+def _quoted(s: pd.Series) -> pd.Series:
+    return "'" + s.astype(str).str.slice(0, 60) + "'"
+
+
+def _clean(s: pd.Series) -> pd.Series:
+    return s.astype(str).str.strip()
+
+
+def _require(reasons: Reasons, df: pd.DataFrame, cols: tuple[str, ...]) -> None:
+    for col in cols:
+        reasons.add(df[col] == "", f"{col}: missing")
+
+
+def _number(s: pd.Series, decimal: str) -> pd.Series:
+    if decimal != ".":
+        s = s.str.replace(".", "", regex=False).str.replace(decimal, ".", regex=False)
+    return pd.to_numeric(s, errors="coerce")
+
+
+def _parse_dates(
+    reasons: Reasons, s: pd.Series, col: str, ctx: Context, *, required: bool, with_time: bool = False
+) -> pd.Series:
+    fmt = ctx.mapping.date_format_for(col)
+    if fmt:
+        parsed = pd.to_datetime(s, format=fmt, errors="coerce")
+    elif with_time:
+        parsed = pd.to_datetime(s, format="ISO8601", errors="coerce")
+    else:
+        parsed = pd.to_datetime(s, format=DATE_FMT, errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)  # keep the wall-clock time the clinic recorded
+    empty = s == ""
+    if required:
+        reasons.add(empty, f"{col}: missing")
+    bad = parsed.isna() & ~empty
+    reasons.add(bad, f"{col}: not a valid date " + _quoted(s))
+    future = parsed.dt.normalize() > pd.Timestamp(ctx.as_of)
+    reasons.add(future, f"{col}: in the future (after {ctx.as_of.isoformat()}) " + _quoted(s))
+    return parsed
+
+
+def _labels(reasons: Reasons, s: pd.Series, col: str, ctx: Context, allowed_msg: str) -> pd.Series:
+    labels = ctx.mapping.labels_for(col)
+    mapped = s.str.casefold().map(labels)
+    reasons.add(mapped.isna() & (s != ""), f"{col}: unknown value " + _quoted(s) + f" ({allowed_msg})")
+    return mapped.fillna("")
+
+
+def _date_text(parsed: pd.Series) -> pd.Series:
+    return parsed.dt.strftime(DATE_FMT).where(parsed.notna(), None)
+
+
+def _datetime_text(parsed: pd.Series) -> pd.Series:
+    """SQLAlchemy's SQLite storage format, so equal instants compare equal as text on SQLite."""
+    arr = parsed.to_numpy(dtype="datetime64[us]")
+    text = np.datetime_as_string(arr, unit="us")
+    return pd.Series(text, index=parsed.index).str.replace("T", " ", regex=False)
+
+
+def _optional_number(
+    reasons: Reasons, df: pd.DataFrame, col: str, ctx: Context, lo: float, hi: float, integer: bool = False
+) -> pd.Series:
+    if col not in df.columns:
+        return pd.Series(np.nan, index=df.index)
+    s = _clean(df[col])
+    num = _number(s, ctx.mapping.decimal)
+    reasons.add(num.isna() & (s != ""), f"{col}: not a number " + _quoted(s))
+    reasons.add((num < lo) | (num > hi), f"{col}: outside {lo:g}-{hi:g} " + _quoted(s))
+    if integer:
+        reasons.add(num.notna() & (num != num.round()), f"{col}: not a whole number " + _quoted(s))
+    return num
+
+
+def _measure_value(
+    reasons: Reasons, value_text: pd.Series, measure: pd.Series, ctx: Context, label: pd.Series | str
+) -> pd.Series:
+    """Parse values and check them against the catalog range of their measure, after unit conversion."""
+    num = _number(value_text, ctx.mapping.decimal)
+    reasons.add(num.isna() & (value_text != ""), label + ": not a number " + _quoted(value_text))
+    for code, unit in ctx.mapping.units.items():
+        rule = ctx.measures.get(code)
+        if rule is None or unit == rule.unit:
+            continue
+        factor = UNIT_FACTORS.get((unit, rule.unit))
+        if factor is not None:
+            num = num.where(measure != code, num * factor)
+    lo = measure.map({c: r.min_value for c, r in ctx.measures.items()})
+    hi = measure.map({c: r.max_value for c, r in ctx.measures.items()})
+    out = (num < lo) | (num > hi)
+    if out.any():
+        rng = (
+            lo.astype(str).str.replace(r"\.0$", "", regex=True)
+            + "-"
+            + hi.astype(str).str.replace(r"\.0$", "", regex=True)
+        )
+        reasons.add(out, label + ": value " + _quoted(value_text) + " outside " + rng)
+    return num
+
+
+def _known_patient(reasons: Reasons, pid: pd.Series, ctx: Context) -> None:
+    unknown = ~pid.isin(ctx.known_patients) & (pid != "")
+    reasons.add(unknown, "patient_id: unknown patient " + _quoted(pid) + " (load its patients file first)")
+
+
+# --- duplicates inside one chunk
+def _split_duplicates(
+    rows: pd.DataFrame, key: list[str], values: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, set[int]]:
+    """Keep the first row of each key. Later identical rows vanish; later conflicting rows are rejected.
+
+    Returns (kept rows, conflict rejects [line, reasons], lines whose every row was an identical repeat).
+    """
+    later = rows.duplicated(key, keep="first")
+    if not later.any():
+        return rows, pd.DataFrame({"line": [], "reasons": []}), set()
+    first = rows[~later]
+    repeats = (
+        rows[later]
+        .reset_index()
+        .merge(first[[*key, *values, "line"]], on=key, how="left", suffixes=("", "_first"))
+    )
+    same = pd.Series(True, index=repeats.index)
+    for col in values:
+        a, b = repeats[col], repeats[f"{col}_first"]
+        same &= (a == b) | (a.isna() & b.isna())
+    conflict = repeats[~same]
+    conflict_lines = set(conflict["line"].astype(int))
+    rejects = pd.DataFrame(
+        {
+            "line": conflict["line"].astype(int).to_numpy(),
+            "reasons": (
+                "duplicate of line "
+                + conflict["line_first"].astype(int).astype(str)
+                + " (same "
+                + ", ".join(key)
+                + ") with different values"
+            ).to_numpy(),
+        }
+    )
+    kept = first[~first["line"].isin(conflict_lines)]
+    identical_lines = set(repeats.loc[same, "line"].astype(int)) - set(kept["line"]) - conflict_lines
+    return kept, rejects, identical_lines
+
+
+def _finish(
+    reasons: Reasons, lines: pd.Series, rows: pd.DataFrame, key: list[str], values: list[str]
+) -> Staged:
+    rejected = reasons.rejected
+    rejects = pd.DataFrame({"line": lines[rejected].to_numpy(), "reasons": reasons.text().to_numpy()})
+    valid = rows[~rows["line"].isin(set(lines[rejected]))]
+    kept, conflicts, identical = _split_duplicates(valid, key, values)
+    if len(conflicts):
+        rejects = pd.concat([rejects, conflicts], ignore_index=True)
+    return Staged(rows=kept.reset_index(drop=True), rejects=rejects, duplicate_lines=len(identical))
+
+
+# --- one function per kind
+SCORE_KEY = ["patient_id", "measure", "recorded_at", "side"]
+SESSION_KEY = ["patient_id", "session_date", "setting", "exercise"]
+SESSION_VALUES = [
+    "exercise_type",
+    "status",
+    "sets",
+    "reps",
+    "duration_min",
+    "prescribed_sets",
+    "prescribed_reps",
+    "prescribed_min",
+    "pain_during",
+    "skip_reason",
+    "therapist_id",
+]
+PATIENT_KEY = ["patient_id", "episode_start"]
+PATIENT_VALUES = [
+    "clinic_id",
+    "therapist_id",
+    "birth_year",
+    "sex",
+    "episode_end",
+    "symptom_onset",
+    "side",
+    "first_name",
+    "last_name",
+]
+
+
+def stage_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
+    reasons = Reasons(df.index)
+    pid = _clean(df["patient_id"])
+    measure = _clean(df["measure"]).str.casefold()
+    value_text = _clean(df["value"])
+    _require(
+        reasons, pd.DataFrame({"patient_id": pid, "measure": measure, "value": value_text}), SCORE_KEY[:2]
+    )
+    reasons.add(value_text == "", "value: missing")
+    when = _parse_dates(reasons, _clean(df["recorded_at"]), "recorded_at", ctx, required=True, with_time=True)
+    reasons.add(~measure.isin(ctx.measures) & (measure != ""), "measure: unknown measure " + _quoted(measure))
+    value = _measure_value(reasons, value_text, measure, ctx, "value")
+    side = _labels(
+        reasons,
+        _clean(df["side"]) if "side" in df else pd.Series("", index=df.index),
+        "side",
+        ctx,
+        "left, right, both or empty",
+    )
+    _known_patient(reasons, pid, ctx)
+    rows = pd.DataFrame(
+        {
+            "line": lines.to_numpy(),
+            "patient_id": pid.to_numpy(),
+            "measure": measure.to_numpy(),
+            "recorded_at": _datetime_text(when).to_numpy(),
+            "side": side.to_numpy(),
+            "value": value.to_numpy(dtype=float),
+        },
+        index=df.index,
+    )
+    return _finish(reasons, lines, rows, SCORE_KEY, ["value"])
+
+
+def stage_visits(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
+    """Wide EMR rows: every measure column becomes a score at the visit date; a bad cell rejects the visit."""
+    reasons = Reasons(df.index)
+    pid = _clean(df["patient_id"])
+    reasons.add(pid == "", "patient_id: missing")
+    when = _parse_dates(reasons, _clean(df["visit_date"]), "visit_date", ctx, required=True)
+    measure_cols = [c for c in df.columns if c in ctx.measures]
+    parts = []
+    any_value = pd.Series(False, index=df.index)
+    for code in measure_cols:
+        text = _clean(df[code])
+        present = text != ""
+        any_value |= present
+        value = _measure_value(reasons, text, pd.Series(code, index=df.index), ctx, code)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "line": lines.to_numpy(),
+                    "patient_id": pid.to_numpy(),
+                    "measure": code,
+                    "recorded_at": _datetime_text(when).to_numpy(),
+                    "side": "",
+                    "value": value.to_numpy(dtype=float),
+                },
+                index=df.index,
+            )[present.to_numpy()]
+        )
+    reasons.add(
+        ~any_value, "no measure values on this visit (columns: " + ", ".join(measure_cols or ["none"]) + ")"
+    )
+    _known_patient(reasons, pid, ctx)
+    rows = pd.concat(parts) if parts else pd.DataFrame(columns=["line", *SCORE_KEY, "value"])
+    return _finish(reasons, lines, rows, SCORE_KEY, ["value"])
+
+
+def stage_sessions(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
+    reasons = Reasons(df.index)
+    pid = _clean(df["patient_id"])
+    exercise = _clean(df["exercise"])
+    etype = _clean(df["exercise_type"]).str.casefold().str.replace(" ", "_", regex=False)
+    _require(
+        reasons,
+        pd.DataFrame({"patient_id": pid, "exercise": exercise, "exercise_type": etype}),
+        ("patient_id", "exercise", "exercise_type"),
+    )
+    when = _parse_dates(reasons, _clean(df["session_date"]), "session_date", ctx, required=True)
+    setting_text = _clean(df["setting"])
+    status_text = _clean(df["status"])
+    reasons.add(setting_text == "", "setting: missing")
+    reasons.add(status_text == "", "status: missing")
+    setting = _labels(reasons, setting_text, "setting", ctx, "clinic or home")
+    status = _labels(reasons, status_text, "status", ctx, "completed, partial, skipped or missed")
+    reasons.add(
+        ~etype.isin(ctx.exercise_types) & (etype != ""), "exercise_type: unknown type " + _quoted(etype)
+    )
+    clinic_only = etype.map(ctx.exercise_types).fillna(False).astype(bool)
+    reasons.add(
+        clinic_only & (setting == "home"),
+        "exercise_type: " + etype + " is given in the clinic only, not at home",
+    )
+    # An exercise name means one exercise type, across files and inside this one.
+    fresh = ~exercise.isin(ctx.exercises) & (exercise != "") & etype.isin(ctx.exercise_types)
+    for name, typ in zip(
+        exercise[fresh].drop_duplicates().tolist(),
+        etype[fresh][~exercise[fresh].duplicated()].tolist(),
+        strict=True,
+    ):
+        ctx.exercises.setdefault(name, typ)
+    known_type = exercise.map(ctx.exercises)
+    reasons.add(
+        known_type.notna() & (known_type != etype) & (etype != ""),
+        "exercise: " + _quoted(exercise) + " is recorded as " + known_type.fillna("") + ", not " + etype,
+    )
+    numbers = {
+        "sets": _optional_number(reasons, df, "sets", ctx, 0, 100, integer=True),
+        "reps": _optional_number(reasons, df, "reps", ctx, 0, 1000, integer=True),
+        "duration_min": _optional_number(reasons, df, "duration_min", ctx, 0, 600),
+        "prescribed_sets": _optional_number(reasons, df, "prescribed_sets", ctx, 0, 100, integer=True),
+        "prescribed_reps": _optional_number(reasons, df, "prescribed_reps", ctx, 0, 1000, integer=True),
+        "prescribed_min": _optional_number(reasons, df, "prescribed_min", ctx, 0, 600),
+        "pain_during": _optional_number(reasons, df, "pain_during", ctx, 0, 10),
+    }
+    _known_patient(reasons, pid, ctx)
+
+    def opt_text(col: str) -> pd.Series:
+        if col not in df.columns:
+            return pd.Series(None, index=df.index, dtype=object)
+        s = _clean(df[col])
+        return s.where(s != "", None)
+
+    rows = pd.DataFrame(
+        {
+            "line": lines.to_numpy(),
+            "patient_id": pid.to_numpy(),
+            "session_date": _date_text(when).to_numpy(),
+            "setting": setting.to_numpy(),
+            "exercise": exercise.to_numpy(),
+            "exercise_type": etype.to_numpy(),
+            "status": status.to_numpy(),
+            **{k: v.to_numpy(dtype=float) for k, v in numbers.items()},
+            "skip_reason": opt_text("skip_reason").to_numpy(),
+            "therapist_id": opt_text("therapist_id").to_numpy(),
+        },
+        index=df.index,
+    )
+    return _finish(reasons, lines, rows, SESSION_KEY, SESSION_VALUES)
+
+
+def stage_patients(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
+    reasons = Reasons(df.index)
+    cols = {
+        c: _clean(df[c]) if c in df.columns else pd.Series("", index=df.index)
+        for c in (
+            "patient_id",
+            "clinic_id",
+            "therapist_id",
+            "birth_year",
+            "sex",
+            "first_name",
+            "last_name",
+            "clinic_name",
+            "therapist_name",
+        )
+    }
+    _require(reasons, pd.DataFrame(cols), ("patient_id", "clinic_id", "therapist_id", "birth_year", "sex"))
+    year = pd.to_numeric(cols["birth_year"], errors="coerce")
+    reasons.add(
+        year.isna() & (cols["birth_year"] != ""), "birth_year: not a year " + _quoted(cols["birth_year"])
+    )
+    reasons.add(
+        (year < 1900) | (year > ctx.as_of.year),
+        f"birth_year: outside 1900-{ctx.as_of.year} " + _quoted(cols["birth_year"]),
+    )
+    sex = _labels(reasons, cols["sex"], "sex", ctx, "F, M, X or U")
+    start = _parse_dates(reasons, _clean(df["episode_start"]), "episode_start", ctx, required=True)
+    end = _parse_dates(
+        reasons,
+        _clean(df.get("episode_end", pd.Series("", index=df.index))),
+        "episode_end",
+        ctx,
+        required=False,
+    )
+    onset = _parse_dates(
+        reasons,
+        _clean(df.get("symptom_onset", pd.Series("", index=df.index))),
+        "symptom_onset",
+        ctx,
+        required=False,
+    )
+    reasons.add(end < start, "episode_end: before episode_start")
+    reasons.add(onset > start, "symptom_onset: after episode_start")
+    side = _labels(
+        reasons,
+        _clean(df.get("side", pd.Series("", index=df.index))),
+        "side",
+        ctx,
+        "left, right, both or empty",
+    )
+
+    def opt(s: pd.Series) -> np.ndarray:
+        return s.where(s != "", None).to_numpy(dtype=object)
+
+    rows = pd.DataFrame(
+        {
+            "line": lines.to_numpy(),
+            "patient_id": cols["patient_id"].to_numpy(),
+            "clinic_id": cols["clinic_id"].to_numpy(),
+            "therapist_id": cols["therapist_id"].to_numpy(),
+            "birth_year": year.to_numpy(dtype=float),
+            "sex": sex.to_numpy(),
+            "episode_start": _date_text(start).to_numpy(),
+            "episode_end": _date_text(end).to_numpy(),
+            "symptom_onset": _date_text(onset).to_numpy(),
+            "side": side.to_numpy(),
+            "first_name": opt(cols["first_name"]),
+            "last_name": opt(cols["last_name"]),
+            "clinic_name": opt(cols["clinic_name"]),
+            "therapist_name": opt(cols["therapist_name"]),
+        },
+        index=df.index,
+    )
+    return _finish(reasons, lines, rows, PATIENT_KEY, PATIENT_VALUES)
+
+
+STAGERS = {
+    "scores": stage_scores,
+    "visits": stage_visits,
+    "sessions": stage_sessions,
+    "patients": stage_patients,
+}
+
+
+def stage(kind: Kind, df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
+    return STAGERS[kind.name](df, lines, ctx)
