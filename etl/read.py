@@ -54,10 +54,8 @@ def _check_text(path: Path, encoding: str) -> None:
     try:
         head.decode(encoding)
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the block edge
-            raise FileLevelError(
-                f"{path.name}: not readable as {encoding} (byte {exc.start}); set `encoding` in the mapping"
-            ) from None
+        if len(head) < 64 * 1024 or exc.start < len(head) - 4:  # not a character cut at the block edge
+            raise _encoding_error(path, encoding, exc) from None
     except LookupError:
         raise FileLevelError(f"{path.name}: unknown encoding {encoding!r} in the mapping") from None
 
@@ -74,7 +72,9 @@ def read_header(path: Path, mapping: Mapping) -> tuple[list[str], list[str]]:
             encoding=mapping.encoding,
             skiprows=mapping.skip_rows,
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, mapping.encoding, exc) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise FileLevelError(f"{path.name}: not a readable CSV file ({_one_line(exc)})") from None
     source = [str(c) for c in head.columns]
     return source, mapping.canonical_header(source)
@@ -89,6 +89,13 @@ def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str
     else:
         detected = detect_kind(canonical)
         if detected is None:
+            closest = max(KINDS.values(), key=lambda k: len(set(k.required) & set(canonical)))
+            missing = [c for c in closest.required if c not in canonical]
+            if len(closest.required) - len(missing) >= 2:
+                raise FileLevelError(
+                    f"{path.name}: looks like a {closest.name} file but is missing required column(s): "
+                    f"{', '.join(missing)}"
+                )
             raise FileLevelError(
                 f"{path.name}: cannot tell the file kind from its header {canonical[:8]}; "
                 f"expected the columns of one of: {', '.join(KINDS)} (or pass --kind)"
@@ -138,8 +145,17 @@ def iter_chunks(
             if empty.any():
                 frame, lines, raw = frame[~empty], lines[~empty], raw[~empty]
             yield Chunk(frame=frame, lines=lines, source_header=source_header)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, mapping.encoding, exc) from None
+    except (pd.errors.ParserError, ValueError) as exc:
         raise FileLevelError(f"{path.name}: cannot be parsed as CSV ({_one_line(exc)})") from None
+
+
+def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> FileLevelError:
+    return FileLevelError(
+        f"{path.name}: not readable as {encoding.removesuffix('-sig')} ({exc.reason} at byte {exc.start}); "
+        "set `encoding` in the mapping (e.g. latin-1)"
+    )
 
 
 def raw_text(frame: pd.DataFrame, source_header: list[str], canonical_cols: list[str]) -> list[str]:
