@@ -1,0 +1,75 @@
+"""The command line as a person uses it: real subprocesses, exit codes, JSON and readable reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.etl.helpers import SCORES_HEADER, patients_file, write_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def etl(*args: str, db: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OUTCOMES_DB_URL": db}
+    return subprocess.run(
+        [sys.executable, "-m", "etl", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_init_load_json_status_rejects(tmp_path):
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    init = etl("init", db=db)
+    assert init.returncode == 0 and "-> 0001" in init.stdout
+    assert etl("init", db=db).returncode == 0  # upgrade is idempotent
+    patients = patients_file(tmp_path)
+    ok = etl("load", str(patients), "--json", "--as-of", "2026-11-20", db=db)
+    assert ok.returncode == 0, ok.stderr
+    (batch,) = json.loads(ok.stdout)["batches"]
+    assert {
+        k: batch[k] for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_unchanged", "status")
+    } == {
+        "rows_read": 3,
+        "rows_loaded": 3,
+        "rows_rejected": 0,
+        "rows_unchanged": 0,
+        "status": "loaded",
+    }
+    bad = write_csv(
+        tmp_path / "scores.csv",
+        SCORES_HEADER,
+        [["P1", "2026-09-01", "pain_leg", "7", ""], ["P1", "2026-09-02", "pain_leg", "70", ""]],
+    )
+    some = etl("load", str(bad), "--as-of", "2026-11-20", db=db)
+    assert some.returncode == 3
+    assert "1 rejected" in some.stdout and "python -m etl rejects --batch" in some.stdout
+    again = etl("load", str(bad), "--json", "--as-of", "2026-11-20", db=db)
+    assert json.loads(again.stdout)["batches"][0]["rows_loaded"] == 0
+    rejects = etl("rejects", db=db)
+    assert "scores.csv:3" in rejects.stdout and "outside 0-10" in rejects.stdout
+    status = etl("status", db=db)
+    assert status.returncode == 0 and "patients: 3" in status.stdout and "scores.csv" in status.stdout
+
+
+def test_file_level_error_exit_2_one_line(tmp_path):
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    res = etl("load", str(tmp_path / "x.csv"), db=db)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error: x.csv:")
+
+
+def test_bad_mapping_is_a_clear_error(tmp_path):
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    (tmp_path / "m.toml").write_text("[columns\n")
+    res = etl("load", str(patients_file(tmp_path)), "--mapping", str(tmp_path / "m.toml"), db=db)
+    assert res.returncode == 2 and "m.toml: not valid TOML" in res.stderr
+
+
+def test_help_lists_every_command():
+    res = subprocess.run([sys.executable, "-m", "etl", "--help"], cwd=ROOT, capture_output=True, text=True)
+    for cmd in ("init", "generate", "load", "rejects", "status", "refresh"):
+        assert cmd in res.stdout
