@@ -1,0 +1,106 @@
+"""The Dash app: `create_app(engine, ...)` builds the shell and registers the pages with the injected engine.
+
+Nothing is read at import time; the engine, the viewer's scope provider and the flag rules are handed in, and every
+callback gets them through an `AppContext` closure. Pages are registered explicitly (not discovered from a pages
+folder), because each page's callbacks need that context.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, dcc, html
+from sqlalchemy import Engine
+
+from dashboard import ids
+from dashboard.context import AppContext
+from dashboard.flags import FlagRules
+from dashboard.pages import caseload, not_found_404, patient
+from dashboard.queries.catalog import measures_catalog
+from dashboard.scope import ScopeProvider, clinic_wide_viewer
+
+HERE = Path(__file__).parent
+APP_TITLE = "Sciatica outcomes"
+
+
+def shell() -> html.Div:
+    """Navbar and page container; the page content comes from Dash pages."""
+    navbar = dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand(APP_TITLE, href="/", className="fw-semibold"),
+                dbc.Nav(
+                    [dbc.NavItem(dbc.NavLink("Caseload", href="/", active="exact"))],
+                    navbar=True,
+                    className="me-auto",
+                ),
+                html.Span(id=ids.VIEWER, className="navbar-text small text-white-50"),
+            ],
+            fluid=True,
+        ),
+        color="primary",
+        dark=True,
+        className="mb-3 no-print",
+        id=ids.NAVBAR,
+    )
+    return html.Div(
+        [
+            dcc.Location(id=ids.LOCATION),
+            navbar,
+            dbc.Container(dash.page_container, fluid=True, className="pb-4 app-main"),
+        ]
+    )
+
+
+def create_app(
+    engine: Engine,
+    scope_provider: ScopeProvider = clinic_wide_viewer,
+    *,
+    flag_rules: FlagRules | None = None,
+    page_size: int = 25,
+    title: str = APP_TITLE,
+) -> Dash:
+    """A Dash app reading the warehouse behind `engine`, as the viewer `scope_provider()` returns per request.
+
+    flag_rules: thresholds of the caseload flags; by default taken from the measures catalog in the warehouse.
+    """
+    if flag_rules is None:
+        flag_rules = FlagRules.from_catalog(measures_catalog(engine).to_dict("records"))
+    ctx = AppContext(engine=engine, scope_provider=scope_provider, flag_rules=flag_rules, page_size=page_size)
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(HERE / "assets"),
+        title=title,
+        update_title=None,
+        serve_locally=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    dash.register_page(
+        caseload.__name__,
+        path=caseload.PATH,
+        name=caseload.TITLE,
+        title=caseload.TITLE,
+        layout=caseload.layout,
+    )
+    dash.register_page(
+        patient.__name__,
+        path_template=patient.PATH_TEMPLATE,
+        name="Patient",
+        title=patient.title,
+        layout=patient.layout,
+    )
+    dash.register_page("not_found_404", path="/404", title=not_found_404.TITLE, layout=not_found_404.layout)
+    app.layout = shell
+    caseload.register(app, ctx)
+    patient.register(app, ctx)
+
+    @app.callback(Output(ids.VIEWER, "children"), Input(ids.LOCATION, "pathname"))
+    def _viewer(_pathname):
+        return f"Viewing: {ctx.scope().describe()}"
+
+    app.server.config["OUTCOMES_CONTEXT"] = ctx
+    return app

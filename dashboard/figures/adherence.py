@@ -1,0 +1,200 @@
+"""Home-exercise adherence: weekly bars, a calendar of days, skip reasons and pain during exercise."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figures.common import BAD, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, styled
+
+DONE_WEIGHT = {"completed": 1.0, "partial": 0.5, "skipped": 0.0, "missed": 0.0}
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _home(sessions: pd.DataFrame, partial_weight: float) -> pd.DataFrame:
+    home = sessions[sessions["setting"] == "home"].copy()
+    weights = {**DONE_WEIGHT, "partial": partial_weight}
+    home["done"] = home["status"].map(weights).fillna(0.0).astype(float)
+    home["day"] = pd.to_datetime(home["session_date"])
+    return home
+
+
+def weekly_adherence(sessions: pd.DataFrame, partial_weight: float = 0.5) -> pd.DataFrame:
+    """Per week (Monday start): home exercises scheduled, done (partial counts `partial_weight`) and percent."""
+    home = _home(sessions, partial_weight)
+    if home.empty:
+        return pd.DataFrame({"week": [], "scheduled": [], "done": [], "pct": []})
+    home["week"] = home["day"] - pd.to_timedelta(home["day"].dt.weekday, unit="D")
+    weekly = home.groupby("week", as_index=False).agg(scheduled=("done", "size"), done=("done", "sum"))
+    weekly["pct"] = weekly["done"] / weekly["scheduled"] * 100
+    return weekly
+
+
+def weekly_adherence_figure(
+    sessions: pd.DataFrame, *, partial_weight: float = 0.5, low: float = 0.60, height: int = 280
+) -> go.Figure:
+    title = "Home exercises per week"
+    weekly = weekly_adherence(sessions, partial_weight)
+    if weekly.empty:
+        return empty_figure(title, "No home exercises scheduled in this date range", height=height)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=weekly["week"],
+            y=weekly["scheduled"],
+            name="scheduled",
+            marker={"color": PRIMARY_LIGHT},
+            hovertemplate="week of %{x|%d %b}<br>%{y} scheduled<extra></extra>",
+        )
+    )
+    colours = [BAD if p < low * 100 else PRIMARY for p in weekly["pct"]]
+    fig.add_trace(
+        go.Bar(
+            x=weekly["week"],
+            y=weekly["done"],
+            name="done",
+            marker={"color": colours},
+            text=[f"{p:.0f} %" for p in weekly["pct"]],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=weekly["pct"],
+            hovertemplate="week of %{x|%d %b}<br>%{y:.1f} done (%{customdata:.0f} %)<extra></extra>",
+        )
+    )
+    fig.update_layout(title={"text": title}, barmode="overlay", bargap=0.25)
+    styled(fig, height=height)
+    fig.update_yaxes(title={"text": "home exercises"}, rangemode="tozero")
+    fig.update_xaxes(
+        title={"text": "Week starting"}, type="date", dtick=7 * 24 * 3600 * 1000, tickformat="%d %b"
+    )
+    return fig
+
+
+def calendar_figure(
+    sessions: pd.DataFrame,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    partial_weight: float = 0.5,
+    height: int = 240,
+) -> go.Figure:
+    """Days as a calendar (weeks across, weekdays down): share of the day's home exercises done; clinic visits marked."""
+    title = "Calendar"
+    if sessions.empty:
+        return empty_figure(title, "No sessions in this date range", height=height)
+    home = _home(sessions, partial_weight)
+    days = pd.to_datetime(sessions["session_date"])
+    first = pd.Timestamp(start) if start else days.min()
+    last = pd.Timestamp(end) if end else days.max()
+    first = first - pd.Timedelta(days=first.weekday())
+    all_days = pd.date_range(first, last, freq="D")
+    daily = home.groupby("day").agg(done=("done", "sum"), scheduled=("done", "size"))
+    daily = daily.reindex(all_days)
+    weeks = sorted({d - pd.Timedelta(days=d.weekday()) for d in all_days})
+    z = np.full((7, len(weeks)), np.nan)
+    text = np.full((7, len(weeks)), "", dtype=object)
+    col = {w: i for i, w in enumerate(weeks)}
+    for day, row in daily.iterrows():
+        w = col[day - pd.Timedelta(days=day.weekday())]
+        label = day.strftime("%a %d %b")
+        if pd.isna(row["scheduled"]):
+            text[day.weekday(), w] = f"{label}: nothing scheduled"
+            continue
+        z[day.weekday(), w] = row["done"] / row["scheduled"]
+        text[day.weekday(), w] = f"{label}: {row['done']:g} of {int(row['scheduled'])} done"
+    fig = go.Figure(
+        go.Heatmap(
+            x=weeks,
+            y=WEEKDAYS,
+            z=z,
+            text=text,
+            hovertemplate="%{text}<extra></extra>",
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, "#f1b5ae"], [0.5, "#f7e1a1"], [1, "#7fbf95"]],
+            xgap=3,
+            ygap=3,
+            colorbar={
+                "title": {"text": "done"},
+                "tickvals": [0, 0.5, 1],
+                "ticktext": ["0 %", "50 %", "100 %"],
+            },
+            name="home",
+        )
+    )
+    clinic = sessions[sessions["setting"] == "clinic"]
+    if not clinic.empty:
+        cdays = pd.to_datetime(clinic["session_date"]).drop_duplicates()
+        fig.add_trace(
+            go.Scatter(
+                x=[d - pd.Timedelta(days=d.weekday()) for d in cdays],
+                y=[WEEKDAYS[d.weekday()] for d in cdays],
+                mode="markers",
+                marker={
+                    "symbol": "diamond",
+                    "size": 9,
+                    "color": PRIMARY,
+                    "line": {"color": "white", "width": 1},
+                },
+                name="clinic visit",
+                hovertemplate="%{customdata}: clinic visit<extra></extra>",
+                customdata=[d.strftime("%a %d %b") for d in cdays],
+            )
+        )
+    fig.update_layout(title={"text": title})
+    styled(fig, height=height)
+    fig.update_yaxes(autorange="reversed", showgrid=False, title={"text": ""})
+    fig.update_xaxes(showgrid=False, type="date", tickformat="%d %b", title={"text": "Week starting"})
+    return fig
+
+
+def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figure:
+    title = "Why exercises were not done"
+    missed = sessions[sessions["status"].isin(["skipped", "missed"])]
+    if missed.empty:
+        return empty_figure(title, "No skipped or missed exercises in this date range", height=height)
+    reasons = missed["skip_reason"].fillna("not given").replace("", "not given")
+    counts = reasons.value_counts().sort_values()
+    fig = go.Figure(
+        go.Bar(
+            x=counts.values,
+            y=counts.index,
+            orientation="h",
+            marker={"color": MUTED},
+            text=counts.values,
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x}<extra></extra>",
+        )
+    )
+    fig.update_layout(title={"text": title})
+    styled(fig, height=height, legend=False)
+    fig.update_xaxes(title={"text": "exercises skipped or missed"}, rangemode="tozero")
+    return fig
+
+
+def pain_during_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figure:
+    title = "Pain during exercise"
+    logged = sessions.dropna(subset=["pain_during"])
+    if logged.empty:
+        return empty_figure(title, "No pain during exercise logged in this date range", height=height)
+    daily = logged.groupby("session_date", as_index=False)["pain_during"].mean()
+    fig = go.Figure(
+        go.Scatter(
+            x=daily["session_date"],
+            y=daily["pain_during"],
+            mode="lines+markers",
+            line={"color": BAD, "width": 1.2},
+            marker={"size": 6},
+            name="pain during",
+            hovertemplate="%{x|%d %b %Y}<br>%{y:.1f} points<extra></extra>",
+        )
+    )
+    fig.update_layout(title={"text": title})
+    styled(fig, height=height, legend=False)
+    fig.update_yaxes(title={"text": "points (0-10) · lower is better ↓"}, range=[-0.4, 10.4])
+    fig.update_xaxes(title={"text": "Date"}, type="date")
+    return fig

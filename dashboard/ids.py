@@ -1,0 +1,38 @@
+"""Every component id of the dashboard, in one place (no ids computed from data)."""
+
+# --- app shell ---------------------------------------------------------------------------------------------------
+NAVBAR = "navbar"
+VIEWER = "viewer-scope"
+LOCATION = "app-location"
+
+# --- caseload ----------------------------------------------------------------------------------------------------
+CASELOAD_FLAG = "caseload-flag"
+CASELOAD_THERAPIST = "caseload-therapist"
+CASELOAD_CLINIC = "caseload-clinic"
+CASELOAD_SEARCH = "caseload-search"
+CASELOAD_GRID = "caseload-grid"
+CASELOAD_SUMMARY = "caseload-summary"
+CASELOAD_AS_OF = "caseload-as-of"
+CASELOAD_LOCATION = "caseload-location"
+
+# --- patient -----------------------------------------------------------------------------------------------------
+PATIENT_ID = "patient-id"
+PATIENT_HEADER = "patient-header"
+PATIENT_BODY = "patient-body"
+PATIENT_NOT_FOUND = "patient-not-found"
+PATIENT_DATES = "patient-dates"
+PATIENT_RESET_DATES = "patient-reset-dates"
+PATIENT_DEFAULT_DATES = "patient-default-dates"
+PATIENT_PRINT = "patient-print"
+PATIENT_PRINT_DONE = "patient-print-done"
+PATIENT_KEY_NUMBERS = "patient-key-numbers"
+PATIENT_TRENDS = "patient-trends"
+PATIENT_OUTCOME_TABLE = "patient-outcome-table"
+ADHERENCE_WEEKLY = "adherence-weekly"
+ADHERENCE_CALENDAR = "adherence-calendar"
+SKIP_REASONS = "skip-reasons"
+PAIN_DURING = "pain-during"
+PROGRAMME_TIMELINE = "programme-timeline"
+WEEKLY_DOSE = "weekly-dose"
+SESSION_LOG = "session-log"
+SESSIONS_EMPTY = "sessions-empty"

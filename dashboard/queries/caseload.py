@@ -1,0 +1,245 @@
+"""The caseload: one row per active episode in scope, with its flags computed in SQL over the summary marts.
+
+Paging, sorting, filtering and flag counting all happen in the database (`LIMIT/OFFSET`, `ORDER BY`, `WHERE`,
+`SUM(CASE ...)`), so the page stays fast with 100,000 patients: it never reads the fact tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
+from sqlalchemy.sql import Select
+
+from dashboard import flags as fl
+from dashboard.queries import read_frame
+from dashboard.scope import Scope, scope_clause
+from dashboard.sqlfuncs import days_between
+from warehouse.schema import clinics, episode_measure_summary, episode_summary, patients, therapists
+
+#: Measures whose summary the caseload shows (besides those the flag rules need).
+SHOWN_MEASURES: tuple[str, ...] = ("pain_leg", "odi", "numbness", "slr_left", "slr_right")
+#: The order MCID-reached chips appear in.
+MCID_MEASURES: tuple[str, ...] = ("pain_leg", "odi", "numbness", "slr_left", "slr_right")
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class CaseloadFilters:
+    flag: str | None = None
+    therapist_id: str | None = None
+    clinic_id: str | None = None
+    search: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.flag is not None and self.flag not in fl.FLAGS:
+            raise ValueError(f"unknown flag {self.flag!r}")
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: str
+    descending: bool = False
+
+
+DEFAULT_SORT: tuple[SortKey, ...] = (SortKey("n_flags", True), SortKey("last_activity", False))
+
+
+def _measures(rules: fl.FlagRules) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*SHOWN_MEASURES, *MCID_MEASURES, *rules.measures)))
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _rows(scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> Select:
+    """Active episodes in scope with the columns the caseload shows and one 0/1 column per flag."""
+    es = episode_summary
+    joined = es.join(patients, patients.c.patient_id == es.c.patient_id).outerjoin(
+        therapists, therapists.c.therapist_id == es.c.therapist_id
+    )
+    m = {}
+    for code in _measures(rules):
+        alias = episode_measure_summary.alias(f"m_{code}")
+        joined = joined.outerjoin(alias, and_(alias.c.episode_id == es.c.episode_id, alias.c.measure == code))
+        m[code] = alias
+    days = days_between(es.c.start_date, es.c.as_of)
+    flag_exprs: dict[str, ColumnElement[bool]] = {
+        fl.WORSENING: fl.worsening_sql({c: a.c.change for c, a in m.items()}, rules),
+        fl.NOT_RESPONDING: fl.not_responding_sql(
+            es.c.start_date, es.c.as_of, es.c.visits, {c: a.c.mcid_reached for c, a in m.items()}, rules
+        ),
+        fl.LOW_ADHERENCE: fl.low_adherence_sql(es.c.adherence_14d, rules),
+        fl.NO_RECENT_DATA: fl.no_recent_data_sql(es.c.last_activity, es.c.start_date, es.c.as_of, rules),
+        fl.MISSING_BASELINE: fl.missing_baseline_sql({c: a.c.baseline_value for c, a in m.items()}, rules),
+    }
+    columns = [
+        es.c.episode_id,
+        es.c.patient_id,
+        patients.c.first_name,
+        patients.c.last_name,
+        es.c.clinic_id,
+        es.c.therapist_id,
+        therapists.c.name.label("therapist_name"),
+        es.c.start_date,
+        es.c.as_of,
+        days.label("days_in_episode"),
+        es.c.visits,
+        es.c.adherence,
+        es.c.adherence_14d,
+        es.c.home_scheduled_14d,
+        es.c.last_activity,
+        m["pain_leg"].c.baseline_value.label("pain_leg_baseline"),
+        m["pain_leg"].c.latest_value.label("pain_leg_latest"),
+        m["pain_leg"].c.change.label("pain_leg_change"),
+        m["odi"].c.baseline_value.label("odi_baseline"),
+        m["odi"].c.latest_value.label("odi_latest"),
+        m["odi"].c.change.label("odi_change"),
+        *(m[c].c.mcid_reached.label(f"mcid_{c}") for c in MCID_MEASURES),
+        *(case((expr, 1), else_=0).label(f"flag_{name}") for name, expr in flag_exprs.items()),
+    ]
+    where = [es.c.is_active.is_(True), scope_clause(scope, es), scope_clause(scope, patients)]
+    if filters.therapist_id:
+        where.append(es.c.therapist_id == filters.therapist_id)
+    if filters.clinic_id:
+        where.append(es.c.clinic_id == filters.clinic_id)
+    if filters.search and filters.search.strip():
+        pattern = _like_prefix(filters.search.strip())
+        where.append(
+            or_(
+                es.c.patient_id.ilike(pattern, escape="\\"),
+                patients.c.last_name.ilike(pattern, escape="\\"),
+                patients.c.first_name.ilike(pattern, escape="\\"),
+            )
+        )
+    return select(*columns).select_from(joined).where(*where)
+
+
+def _n_flags(sub) -> ColumnElement[int]:
+    total = sub.c[f"flag_{fl.FLAGS[0]}"]
+    for name in fl.FLAGS[1:]:
+        total = total + sub.c[f"flag_{name}"]
+    return total
+
+
+def sortable_columns() -> tuple[str, ...]:
+    return (
+        "patient",
+        "patient_id",
+        "days_in_episode",
+        "visits",
+        "pain_leg_change",
+        "pain_leg_latest",
+        "odi_change",
+        "adherence",
+        "adherence_14d",
+        "last_activity",
+        "n_flags",
+        "therapist_id",
+        "clinic_id",
+    )
+
+
+def _order_by(sub, n_flags: ColumnElement[int], sort: Sequence[SortKey]) -> list[ColumnElement]:
+    cols = {name: sub.c[name] for name in sortable_columns() if name in sub.c}
+    cols["n_flags"] = n_flags
+    cols["patient"] = func.coalesce(sub.c.last_name, sub.c.patient_id)
+    order = []
+    for key in sort or DEFAULT_SORT:
+        col = cols.get(key.column)
+        if col is None:  # unknown sort keys from the browser are ignored, never interpolated
+            continue
+        order.append((col.desc() if key.descending else col.asc()).nulls_last())
+    order.append(sub.c.episode_id.asc())  # stable paging
+    return order
+
+
+def caseload_page(
+    engine: Engine,
+    scope: Scope,
+    filters: CaseloadFilters = CaseloadFilters(),
+    rules: fl.FlagRules = fl.FlagRules(),
+    *,
+    sort: Sequence[SortKey] = (),
+    offset: int = 0,
+    limit: int = 50,
+) -> pd.DataFrame:
+    """One page of the caseload, sorted and filtered in SQL. `total_rows` on every row counts all matches."""
+    limit = max(1, min(int(limit), MAX_PAGE_SIZE))
+    offset = max(0, int(offset))
+    sub = _rows(scope, filters, rules).subquery("caseload")
+    n_flags = _n_flags(sub)
+    stmt = select(*sub.c, n_flags.label("n_flags"), func.count().over().label("total_rows"))
+    if filters.flag:
+        stmt = stmt.where(sub.c[f"flag_{filters.flag}"] == 1)
+    stmt = stmt.order_by(*_order_by(sub, n_flags, sort)).limit(limit).offset(offset)
+    return read_frame(engine, stmt)
+
+
+def caseload_total(engine: Engine, scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> int:
+    """How many rows the caseload has with these filters (used when a page past the end comes back empty)."""
+    sub = _rows(scope, filters, rules).subquery("caseload")
+    stmt = select(func.count()).select_from(sub)
+    if filters.flag:
+        stmt = stmt.where(sub.c[f"flag_{filters.flag}"] == 1)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def flag_counts(
+    engine: Engine, scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules = fl.FlagRules()
+) -> dict[str, int]:
+    """Active episodes per flag (and `all`), under every filter except the flag filter itself."""
+    base = CaseloadFilters(
+        therapist_id=filters.therapist_id, clinic_id=filters.clinic_id, search=filters.search
+    )
+    sub = _rows(scope, base, rules).subquery("caseload")
+    stmt = select(
+        func.count().label("all"),
+        *(func.coalesce(func.sum(sub.c[f"flag_{name}"]), 0).label(name) for name in fl.FLAGS),
+    )
+    stmt = stmt.select_from(sub)
+    with engine.connect() as conn:
+        row = conn.execute(stmt).mappings().one()
+    return {key: int(row[key]) for key in ("all", *fl.FLAGS)}
+
+
+def summary_as_of(engine: Engine, scope: Scope) -> dt.date | None:
+    """The date the viewer's summary rows were computed for (the newest, if refreshes differ)."""
+    stmt = select(func.max(episode_summary.c.as_of)).where(scope_clause(scope, episode_summary))
+    with engine.connect() as conn:
+        return conn.execute(stmt).scalar_one_or_none()
+
+
+def therapist_options(engine: Engine, scope: Scope, clinic_id: str | None = None) -> pd.DataFrame:
+    """Therapists the viewer may filter by (only those in scope)."""
+    stmt = select(therapists.c.therapist_id, therapists.c.name, therapists.c.clinic_id).where(
+        scope_clause(scope, therapists)
+    )
+    if clinic_id:
+        stmt = stmt.where(therapists.c.clinic_id == clinic_id)
+    return read_frame(engine, stmt.order_by(therapists.c.name, therapists.c.therapist_id))
+
+
+def clinic_options(engine: Engine, scope: Scope) -> pd.DataFrame:
+    """Clinics the viewer may filter by: those with a therapist in scope."""
+    in_scope = select(therapists.c.clinic_id).where(scope_clause(scope, therapists))
+    stmt = select(clinics.c.clinic_id, clinics.c.name).where(clinics.c.clinic_id.in_(in_scope))
+    return read_frame(engine, stmt.order_by(clinics.c.name, clinics.c.clinic_id))
+
+
+__all__ = [
+    "CaseloadFilters",
+    "SortKey",
+    "caseload_page",
+    "caseload_total",
+    "flag_counts",
+    "summary_as_of",
+    "therapist_options",
+    "clinic_options",
+]
