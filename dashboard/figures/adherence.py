@@ -8,7 +8,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import BAD, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, styled
+from dashboard.figures.common import (
+    BAD,
+    MUTED,
+    PRIMARY,
+    PRIMARY_LIGHT,
+    WEEK_MS,
+    axis,
+    base_layout,
+    empty_figure,
+    figure,
+)
 
 DONE_WEIGHT = {"completed": 1.0, "partial": 0.5, "skipped": 0.0, "missed": 0.0}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -23,7 +33,10 @@ def _home(sessions: pd.DataFrame, partial_weight: float) -> pd.DataFrame:
 
 
 def weekly_adherence(sessions: pd.DataFrame, partial_weight: float = 0.5) -> pd.DataFrame:
-    """Per week (Monday start): home exercises scheduled, done (partial counts `partial_weight`) and percent."""
+    """Per week (Monday start): home exercises scheduled, done (partial counts `partial_weight`) and percent.
+
+    Counts exercises (rows) as the summary mart does, so the weeks add up to the episode's adherence.
+    """
     home = _home(sessions, partial_weight)
     if home.empty:
         return pd.DataFrame({"week": [], "scheduled": [], "done": [], "pct": []})
@@ -36,41 +49,43 @@ def weekly_adherence(sessions: pd.DataFrame, partial_weight: float = 0.5) -> pd.
 def weekly_adherence_figure(
     sessions: pd.DataFrame, *, partial_weight: float = 0.5, low: float = 0.60, height: int = 280
 ) -> go.Figure:
+    """Scheduled (light) and done (dark; red below `low`) home exercises per week, the percent above each bar."""
     title = "Home exercises per week"
     weekly = weekly_adherence(sessions, partial_weight)
     if weekly.empty:
         return empty_figure(title, "No home exercises scheduled in this date range", height=height)
-    fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=weekly["week"],
-            y=weekly["scheduled"],
-            name="scheduled",
-            marker={"color": PRIMARY_LIGHT},
-            hovertemplate="week of %{x|%d %b}<br>%{y} scheduled<extra></extra>",
-        )
+    weeks = list(weekly["week"])
+    data = [
+        {
+            "type": "bar",
+            "x": weeks,
+            "y": list(weekly["scheduled"]),
+            "name": "scheduled",
+            "marker": {"color": PRIMARY_LIGHT},
+            "hovertemplate": "week of %{x|%d %b}<br>%{y} scheduled<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "x": weeks,
+            "y": list(weekly["done"]),
+            "name": "done",
+            "marker": {"color": [BAD if p < low * 100 else PRIMARY for p in weekly["pct"]]},
+            "text": [f"{p:.0f} %" for p in weekly["pct"]],
+            "textposition": "outside",
+            "cliponaxis": False,
+            "customdata": list(weekly["pct"]),
+            "hovertemplate": "week of %{x|%d %b}<br>%{y:.1f} done (%{customdata:.0f} %)<extra></extra>",
+        },
+    ]
+    layout = base_layout(
+        title,
+        height=height,
+        barmode="overlay",
+        bargap=0.25,
+        yaxis=axis("home exercises", rangemode="tozero"),
+        xaxis=axis("Week starting", type="date", dtick=WEEK_MS, tickformat="%d %b"),
     )
-    colours = [BAD if p < low * 100 else PRIMARY for p in weekly["pct"]]
-    fig.add_trace(
-        go.Bar(
-            x=weekly["week"],
-            y=weekly["done"],
-            name="done",
-            marker={"color": colours},
-            text=[f"{p:.0f} %" for p in weekly["pct"]],
-            textposition="outside",
-            cliponaxis=False,
-            customdata=weekly["pct"],
-            hovertemplate="week of %{x|%d %b}<br>%{y:.1f} done (%{customdata:.0f} %)<extra></extra>",
-        )
-    )
-    fig.update_layout(title={"text": title}, barmode="overlay", bargap=0.25)
-    styled(fig, height=height)
-    fig.update_yaxes(title={"text": "home exercises"}, rangemode="tozero")
-    fig.update_xaxes(
-        title={"text": "Week starting"}, type="date", dtick=7 * 24 * 3600 * 1000, tickformat="%d %b"
-    )
-    return fig
+    return figure(data, layout)
 
 
 def calendar_figure(
@@ -91,64 +106,68 @@ def calendar_figure(
     last = pd.Timestamp(end) if end else days.max()
     first = first - pd.Timedelta(days=first.weekday())
     all_days = pd.date_range(first, last, freq="D")
-    daily = home.groupby("day").agg(done=("done", "sum"), scheduled=("done", "size"))
-    daily = daily.reindex(all_days)
-    weeks = sorted({d - pd.Timedelta(days=d.weekday()) for d in all_days})
+    daily = home.groupby("day").agg(done=("done", "sum"), scheduled=("done", "size")).reindex(all_days)
+    weeks = list(pd.date_range(first, last, freq="7D"))
     z = np.full((7, len(weeks)), np.nan)
     text = np.full((7, len(weeks)), "", dtype=object)
-    col = {w: i for i, w in enumerate(weeks)}
-    for day, row in daily.iterrows():
-        w = col[day - pd.Timedelta(days=day.weekday())]
+    for i, (day, done, scheduled) in enumerate(
+        zip(daily.index, daily["done"], daily["scheduled"], strict=True)
+    ):
+        w, wd = i // 7, day.weekday()
         label = day.strftime("%a %d %b")
-        if pd.isna(row["scheduled"]):
-            text[day.weekday(), w] = f"{label}: nothing scheduled"
-            continue
-        z[day.weekday(), w] = row["done"] / row["scheduled"]
-        text[day.weekday(), w] = f"{label}: {row['done']:g} of {int(row['scheduled'])} done"
-    fig = go.Figure(
-        go.Heatmap(
-            x=weeks,
-            y=WEEKDAYS,
-            z=z,
-            text=text,
-            hovertemplate="%{text}<extra></extra>",
-            zmin=0,
-            zmax=1,
-            colorscale=[[0, "#f1b5ae"], [0.5, "#f7e1a1"], [1, "#7fbf95"]],
-            xgap=3,
-            ygap=3,
-            colorbar={
+        if pd.isna(scheduled):
+            text[wd, w] = f"{label}: nothing scheduled"
+        else:
+            z[wd, w] = done / scheduled
+            text[wd, w] = f"{label}: {done:g} of {int(scheduled)} done"
+    data: list[dict] = [
+        {
+            "type": "heatmap",
+            "x": weeks,
+            "y": WEEKDAYS,
+            "z": [[None if np.isnan(v) else float(v) for v in row] for row in z],
+            "text": text.tolist(),
+            "hovertemplate": "%{text}<extra></extra>",
+            "zmin": 0,
+            "zmax": 1,
+            "colorscale": [[0, "#f1b5ae"], [0.5, "#f7e1a1"], [1, "#7fbf95"]],
+            "xgap": 3,
+            "ygap": 3,
+            "name": "home",
+            "colorbar": {
                 "title": {"text": "done"},
                 "tickvals": [0, 0.5, 1],
                 "ticktext": ["0 %", "50 %", "100 %"],
             },
-            name="home",
-        )
-    )
+        }
+    ]
     clinic = sessions[sessions["setting"] == "clinic"]
     if not clinic.empty:
         cdays = pd.to_datetime(clinic["session_date"]).drop_duplicates()
-        fig.add_trace(
-            go.Scatter(
-                x=[d - pd.Timedelta(days=d.weekday()) for d in cdays],
-                y=[WEEKDAYS[d.weekday()] for d in cdays],
-                mode="markers",
-                marker={
+        data.append(
+            {
+                "type": "scatter",
+                "x": [d - pd.Timedelta(days=d.weekday()) for d in cdays],
+                "y": [WEEKDAYS[d.weekday()] for d in cdays],
+                "mode": "markers",
+                "marker": {
                     "symbol": "diamond",
                     "size": 9,
                     "color": PRIMARY,
                     "line": {"color": "white", "width": 1},
                 },
-                name="clinic visit",
-                hovertemplate="%{customdata}: clinic visit<extra></extra>",
-                customdata=[d.strftime("%a %d %b") for d in cdays],
-            )
+                "name": "clinic visit",
+                "customdata": [d.strftime("%a %d %b") for d in cdays],
+                "hovertemplate": "%{customdata}: clinic visit<extra></extra>",
+            }
         )
-    fig.update_layout(title={"text": title})
-    styled(fig, height=height)
-    fig.update_yaxes(autorange="reversed", showgrid=False, title={"text": ""})
-    fig.update_xaxes(showgrid=False, type="date", tickformat="%d %b", title={"text": "Week starting"})
-    return fig
+    layout = base_layout(
+        title,
+        height=height,
+        yaxis=axis(None, autorange="reversed", showgrid=False),
+        xaxis=axis("Week starting", showgrid=False, type="date", tickformat="%d %b"),
+    )
+    return figure(data, layout)
 
 
 def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figure:
@@ -158,22 +177,23 @@ def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figu
         return empty_figure(title, "No skipped or missed exercises in this date range", height=height)
     reasons = missed["skip_reason"].fillna("not given").replace("", "not given")
     counts = reasons.value_counts().sort_values()
-    fig = go.Figure(
-        go.Bar(
-            x=counts.values,
-            y=counts.index,
-            orientation="h",
-            marker={"color": MUTED},
-            text=counts.values,
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{y}: %{x}<extra></extra>",
-        )
+    data = [
+        {
+            "type": "bar",
+            "x": [int(v) for v in counts.values],
+            "y": list(counts.index),
+            "orientation": "h",
+            "marker": {"color": MUTED},
+            "text": [int(v) for v in counts.values],
+            "textposition": "outside",
+            "cliponaxis": False,
+            "hovertemplate": "%{y}: %{x}<extra></extra>",
+        }
+    ]
+    layout = base_layout(
+        title, height=height, legend=False, xaxis=axis("exercises skipped or missed", rangemode="tozero")
     )
-    fig.update_layout(title={"text": title})
-    styled(fig, height=height, legend=False)
-    fig.update_xaxes(title={"text": "exercises skipped or missed"}, rangemode="tozero")
-    return fig
+    return figure(data, layout)
 
 
 def pain_during_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figure:
@@ -182,19 +202,23 @@ def pain_during_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figur
     if logged.empty:
         return empty_figure(title, "No pain during exercise logged in this date range", height=height)
     daily = logged.groupby("session_date", as_index=False)["pain_during"].mean()
-    fig = go.Figure(
-        go.Scatter(
-            x=daily["session_date"],
-            y=daily["pain_during"],
-            mode="lines+markers",
-            line={"color": BAD, "width": 1.2},
-            marker={"size": 6},
-            name="pain during",
-            hovertemplate="%{x|%d %b %Y}<br>%{y:.1f} points<extra></extra>",
-        )
+    data = [
+        {
+            "type": "scatter",
+            "x": list(daily["session_date"]),
+            "y": list(daily["pain_during"]),
+            "mode": "lines+markers",
+            "line": {"color": BAD, "width": 1.2},
+            "marker": {"size": 6},
+            "name": "pain during",
+            "hovertemplate": "%{x|%d %b %Y}<br>%{y:.1f} points<extra></extra>",
+        }
+    ]
+    layout = base_layout(
+        title,
+        height=height,
+        legend=False,
+        yaxis=axis("points (0-10) · lower is better ↓", range=[-0.4, 10.4]),
+        xaxis=axis("Date", type="date"),
     )
-    fig.update_layout(title={"text": title})
-    styled(fig, height=height, legend=False)
-    fig.update_yaxes(title={"text": "points (0-10) · lower is better ↓"}, range=[-0.4, 10.4])
-    fig.update_xaxes(title={"text": "Date"}, type="date")
-    return fig
+    return figure(data, layout)

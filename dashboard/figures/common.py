@@ -1,6 +1,12 @@
-"""The look shared by every chart: calm colours, system font, quiet grid."""
+"""The look shared by every chart, and the one place figures are built.
+
+Figures are assembled as plain plotly specs (dicts) and turned into a `go.Figure` once: plotly's incremental
+`update_*` calls validate every property path and cost 20-40 ms per chart, the one-shot constructor about 5 ms.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -15,43 +21,82 @@ BAND = "rgba(108, 117, 125, 0.13)"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 #: Colours for series that need several (exercise types, sides), in a fixed order.
 SERIES = ["#1f6f8b", "#c98a0b", "#6a4c93", "#2e7d4f", "#b03a2e", "#3d5a80", "#8d6e63"]
+WEEK_MS = 7 * 24 * 3600 * 1000
 
 EMPTY_MESSAGE = "No data in this date range"
 
 
-def styled(fig: go.Figure, *, height: int = 300, legend: bool = True) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white",
-        height=height,
-        margin={"l": 56, "r": 16, "t": 40, "b": 44},
-        font={"family": FONT, "size": 12, "color": "#212529"},
-        title={"font": {"size": 14}, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
-        hoverlabel={"font": {"family": FONT}},
-        showlegend=legend,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
-    )
-    fig.update_xaxes(gridcolor=GRID, zeroline=False)
-    fig.update_yaxes(gridcolor=GRID, zeroline=False)
-    return fig
+def axis(title: str | None = None, **kw: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "gridcolor": GRID,
+        "zeroline": False,
+        "linecolor": "#ced4da",
+        "ticks": "outside",
+        "tickcolor": "#ced4da",
+        "automargin": True,
+    }
+    if title is not None:
+        spec["title"] = {"text": title}
+    spec.update(kw)
+    return spec
+
+
+def base_layout(title: str, *, height: int = 300, legend: bool = True, **kw: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "title": {
+            "text": title,
+            "font": {"size": 14},
+            "x": 0,
+            "xanchor": "left",
+            "y": 0.98,
+            "yanchor": "top",
+        },
+        "height": height,
+        "margin": {"l": 56, "r": 16, "t": 40, "b": 44},
+        "font": {"family": FONT, "size": 12, "color": "#212529"},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": SERIES,
+        "hoverlabel": {"font": {"family": FONT}},
+        "showlegend": legend,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        "xaxis": axis(),
+        "yaxis": axis(),
+    }
+    for key, value in kw.items():
+        if key.startswith(("xaxis", "yaxis")) and key in layout:
+            layout[key] = {**layout[key], **value}
+        else:
+            layout[key] = value
+    return layout
+
+
+def figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
+    """The one `go.Figure` construction (validated once)."""
+    return go.Figure({"data": data, "layout": layout})
 
 
 def empty_figure(title: str, message: str = EMPTY_MESSAGE, *, height: int = 300) -> go.Figure:
     """A figure that says why it is empty instead of drawing blank axes."""
-    fig = go.Figure()
-    fig.add_annotation(
-        text=message,
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font={"size": 13, "color": MUTED},
+    layout = base_layout(
+        title,
+        height=height,
+        legend=False,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        annotations=[
+            {
+                "text": message,
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+                "showarrow": False,
+                "font": {"size": 13, "color": MUTED},
+            }
+        ],
     )
-    fig.update_layout(title={"text": title})
-    styled(fig, height=height, legend=False)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
+    return figure([], layout)
 
 
 def is_empty(fig: go.Figure) -> bool:

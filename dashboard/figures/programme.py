@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from dashboard.figures.common import PRIMARY, PRIMARY_LIGHT, SERIES, empty_figure, styled
+from dashboard.figures.common import (
+    PRIMARY,
+    PRIMARY_LIGHT,
+    SERIES,
+    WEEK_MS,
+    axis,
+    base_layout,
+    empty_figure,
+    figure,
+)
 
 DONE = ("completed", "partial")
 
@@ -26,42 +35,39 @@ def programme_timeline_figure(
         lambda t: type_labels.get(t, str(t).replace("_", " ").capitalize())
     )
     order = df[["type_label", "exercise"]].drop_duplicates().sort_values(["type_label", "exercise"])
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
     for i, (type_label, part) in enumerate(df.groupby("type_label", sort=True)):
         colour = SERIES[i % len(SERIES)]
         done = part["status"].isin(DONE)
         for is_done, sub in ((True, part[done]), (False, part[~done])):
             if sub.empty:
                 continue
-            fig.add_trace(
-                go.Scatter(
-                    x=sub["session_date"],
-                    y=sub["exercise"],
-                    mode="markers",
-                    name=type_label if is_done else f"{type_label} (not done)",
-                    legendgroup=type_label,
-                    showlegend=is_done,
-                    marker={
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": list(sub["session_date"]),
+                    "y": list(sub["exercise"]),
+                    "mode": "markers",
+                    "name": type_label if is_done else f"{type_label} (not done)",
+                    "legendgroup": type_label,
+                    "showlegend": is_done,
+                    "marker": {
                         "color": colour if is_done else "white",
                         "line": {"color": colour, "width": 1.5},
                         "size": 9,
-                        "symbol": [("diamond" if s == "clinic" else "circle") for s in sub["setting"]],
+                        "symbol": ["diamond" if s == "clinic" else "circle" for s in sub["setting"]],
                     },
-                    customdata=sub[["setting", "status"]].to_numpy(),
-                    hovertemplate="%{x|%d %b %Y}<br>%{y}<br>%{customdata[0]}, %{customdata[1]}<extra></extra>",
-                )
+                    "customdata": sub[["setting", "status"]].to_numpy().tolist(),
+                    "hovertemplate": "%{x|%d %b %Y}<br>%{y}<br>%{customdata[0]}, %{customdata[1]}<extra></extra>",
+                }
             )
-    rows = len(order)
-    fig.update_layout(title={"text": title})
-    styled(fig, height=height or max(220, 90 + 34 * rows))
-    fig.update_yaxes(
-        categoryorder="array",
-        categoryarray=list(order["exercise"])[::-1],
-        title={"text": ""},
-        automargin=True,
+    layout = base_layout(
+        title,
+        height=height or max(220, 100 + 30 * len(order)),
+        yaxis=axis(None, categoryorder="array", categoryarray=list(order["exercise"])[::-1], type="category"),
+        xaxis=axis("Date (◆ clinic, ● home; open = not done)", type="date"),
     )
-    fig.update_xaxes(title={"text": "Date (◆ clinic, ● home; open = not done)"}, type="date")
-    return fig
+    return figure(data, layout)
 
 
 def weekly_dose(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -79,48 +85,53 @@ def weekly_dose(sessions: pd.DataFrame) -> pd.DataFrame:
 
 
 def weekly_dose_figure(sessions: pd.DataFrame, *, height: int = 360) -> go.Figure:
+    """Two stacked panels sharing the week axis: sets x reps, and minutes; bars done, markers prescribed."""
     title = "Dose per week: done vs prescribed"
     dose = weekly_dose(sessions)
     if dose.empty:
         return empty_figure(title, "No sessions in this date range", height=height)
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=("Sets × reps", "Minutes")
-    )
+    weeks = list(dose["week"])
+    data = []
     for row, (done, rx, unit) in enumerate(
-        (("volume", "volume_rx", "reps"), ("minutes", "minutes_rx", "min")), start=1
+        (("volume", "volume_rx", "reps"), ("minutes", "minutes_rx", "min")), 1
     ):
-        fig.add_trace(
-            go.Bar(
-                x=dose["week"],
-                y=dose[done],
-                name="done",
-                legendgroup="done",
-                showlegend=row == 1,
-                marker={"color": PRIMARY},
-                hovertemplate=f"week of %{{x|%d %b}}<br>%{{y:.0f}} {unit} done<extra></extra>",
-            ),
-            row=row,
-            col=1,
+        axes = {"xaxis": "x" if row == 1 else "x2", "yaxis": "y" if row == 1 else "y2"}
+        data.append(
+            {
+                "type": "bar",
+                **axes,
+                "x": weeks,
+                "y": [float(v) for v in dose[done]],
+                "name": "done",
+                "legendgroup": "done",
+                "showlegend": row == 1,
+                "marker": {"color": PRIMARY},
+                "hovertemplate": f"week of %{{x|%d %b}}<br>%{{y:.0f}} {unit} done<extra></extra>",
+            }
         )
-        fig.add_trace(
-            go.Scatter(
-                x=dose["week"],
-                y=dose[rx],
-                name="prescribed",
-                legendgroup="prescribed",
-                showlegend=row == 1,
-                mode="markers+lines",
-                line={"color": PRIMARY_LIGHT, "dash": "dot"},
-                marker={"symbol": "line-ew-open", "size": 18, "line": {"width": 2, "color": "#555"}},
-                hovertemplate=f"week of %{{x|%d %b}}<br>%{{y:.0f}} {unit} prescribed<extra></extra>",
-            ),
-            row=row,
-            col=1,
+        data.append(
+            {
+                "type": "scatter",
+                **axes,
+                "x": weeks,
+                "y": [float(v) for v in dose[rx]],
+                "name": "prescribed",
+                "legendgroup": "prescribed",
+                "showlegend": row == 1,
+                "mode": "markers+lines",
+                "line": {"color": PRIMARY_LIGHT, "dash": "dot"},
+                "marker": {"symbol": "line-ew-open", "size": 18, "line": {"width": 2, "color": "#555"}},
+                "hovertemplate": f"week of %{{x|%d %b}}<br>%{{y:.0f}} {unit} prescribed<extra></extra>",
+            }
         )
-    fig.update_layout(title={"text": title}, bargap=0.3)
-    styled(fig, height=height)
-    fig.update_yaxes(title={"text": "sets × reps"}, rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title={"text": "minutes"}, rangemode="tozero", row=2, col=1)
-    fig.update_xaxes(type="date", tickformat="%d %b", dtick=7 * 24 * 3600 * 1000)
-    fig.update_xaxes(title={"text": "Week starting"}, row=2, col=1)
-    return fig
+    week_axis = {"type": "date", "tickformat": "%d %b", "dtick": WEEK_MS}
+    layout = base_layout(
+        title,
+        height=height,
+        bargap=0.3,
+        xaxis=axis(None, anchor="y", matches="x2", showticklabels=False, **week_axis),
+        xaxis2=axis("Week starting", anchor="y2", **week_axis),
+        yaxis=axis("sets × reps", domain=[0.56, 1.0], rangemode="tozero"),
+        yaxis2=axis("minutes", domain=[0.0, 0.44], rangemode="tozero"),
+    )
+    return figure(data, layout)

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import BAND, MUTED, PRIMARY, SERIES, empty_figure, styled
+from dashboard.figures.common import BAND, MUTED, PRIMARY, SERIES, axis, base_layout, empty_figure, figure
 
 NO_BASELINE = "No baseline recorded"
 THRESHOLD_WORDS = {
@@ -16,7 +16,6 @@ THRESHOLD_WORDS = {
     "detectable_change": "detectable change",
     "convention": "threshold (convention)",
 }
-SIDE_NAMES = {"": "", "left": "left", "right": "right", "both": "both"}
 
 
 def _missing(value: Any) -> bool:
@@ -61,96 +60,113 @@ def trend_figure(
     episode summary, or None; a missing baseline is said in the chart and never taken from a later value.
     """
     title = str(measure["label"])
-    baseline_value = (
-        None
-        if baseline is None or _missing(baseline.get("baseline_value"))
-        else float(baseline["baseline_value"])
-    )
+    base_value = baseline.get("baseline_value") if baseline is not None else None
+    baseline_value = None if _missing(base_value) else float(base_value)
     if points.empty:
         message = "No measurements in this date range"
         if baseline_value is None:
             message += f" · {NO_BASELINE.lower()}"
         return empty_figure(title, message, height=height)
 
-    fig = go.Figure()
     unit = str(measure["unit"])
-    sides = (
-        points["side"].fillna("") if "side" in points else pd.Series([""] * len(points), index=points.index)
-    )
+    sides = points["side"].fillna("") if "side" in points else pd.Series("", index=points.index)
+    data = []
     for i, side in enumerate(sorted(sides.unique())):
         part = points[sides == side]
-        name = SIDE_NAMES.get(side, side) or "value"
-        fig.add_trace(
-            go.Scatter(
-                x=part["recorded_at"],
-                y=part["value"],
-                mode="lines+markers",
-                name=name,
-                line={"color": SERIES[i % len(SERIES)] if side else PRIMARY, "width": 1.5},
-                marker={"size": 8},
-                hovertemplate=f"%{{x|%d %b %Y}}<br>%{{y:.1f}} {unit}<extra>{name}</extra>",
-            )
+        name = side or "value"
+        data.append(
+            {
+                "type": "scatter",
+                "x": list(part["recorded_at"]),
+                "y": list(part["value"]),
+                "mode": "lines+markers",
+                "name": name,
+                "line": {"color": SERIES[i % len(SERIES)] if side else PRIMARY, "width": 1.5},
+                "marker": {"size": 8},
+                "hovertemplate": f"%{{x|%d %b %Y}}<br>%{{y:.1f}} {unit}<extra>{name}</extra>",
+            }
         )
 
+    shapes: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    note = {"xref": "paper", "showarrow": False, "font": {"size": 10, "color": MUTED}}
     threshold = effective_threshold(measure, baseline_value)
     if baseline_value is not None:
         if threshold is not None:
             word = THRESHOLD_WORDS.get(str(measure.get("threshold_kind")), "threshold")
-            fig.add_hrect(
-                y0=baseline_value - threshold,
-                y1=baseline_value + threshold,
-                fillcolor=BAND,
-                line_width=0,
-                layer="below",
-                name="mcid_band",
+            shapes.append(
+                {
+                    "type": "rect",
+                    "name": "mcid_band",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": baseline_value - threshold,
+                    "y1": baseline_value + threshold,
+                    "fillcolor": BAND,
+                    "line": {"width": 0},
+                    "layer": "below",
+                }
             )
-            fig.add_annotation(
-                text=f"± {_fmt(threshold)} {unit} {word}",
-                xref="paper",
-                x=1,
-                xanchor="right",
-                y=baseline_value + threshold,
-                yanchor="bottom",
-                showarrow=False,
-                font={"size": 10, "color": MUTED},
+            annotations.append(
+                {
+                    **note,
+                    "text": f"± {_fmt(threshold)} {unit} {word}",
+                    "x": 1,
+                    "xanchor": "right",
+                    "y": baseline_value + threshold,
+                    "yanchor": "bottom",
+                }
             )
-        fig.add_hline(
-            y=baseline_value,
-            line={"color": MUTED, "dash": "dash", "width": 1},
-            name="baseline",
+        shapes.append(
+            {
+                "type": "line",
+                "name": "baseline",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": baseline_value,
+                "y1": baseline_value,
+                "line": {"color": MUTED, "dash": "dash", "width": 1},
+            }
         )
-        fig.add_annotation(
-            text=f"baseline {_fmt(baseline_value)}",
-            xref="paper",
-            x=0,
-            xanchor="left",
-            y=baseline_value,
-            yanchor="bottom",
-            showarrow=False,
-            font={"size": 10, "color": MUTED},
+        annotations.append(
+            {
+                **note,
+                "text": f"baseline {_fmt(baseline_value)}",
+                "x": 0,
+                "xanchor": "left",
+                "y": baseline_value,
+                "yanchor": "bottom",
+            }
         )
     else:
-        fig.add_annotation(
-            text=NO_BASELINE,
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=1,
-            xanchor="left",
-            yanchor="top",
-            showarrow=False,
-            font={"size": 11, "color": "#8a5a00"},
-            bgcolor="#fff3cd",
-            name="no_baseline",
+        annotations.append(
+            {
+                "name": "no_baseline",
+                "text": NO_BASELINE,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 1,
+                "xanchor": "left",
+                "yanchor": "top",
+                "showarrow": False,
+                "font": {"size": 11, "color": "#8a5a00"},
+                "bgcolor": "#fff3cd",
+            }
         )
         title += " · no baseline"
 
-    fig.update_layout(title={"text": title})
-    styled(fig, height=height, legend=bool(sides.ne("").any()))
-    pad = (float(measure["max_value"]) - float(measure["min_value"])) * 0.04
-    fig.update_yaxes(
-        title={"text": y_axis_title(measure)},
-        range=[float(measure["min_value"]) - pad, float(measure["max_value"]) + pad],
+    lo, hi = float(measure["min_value"]), float(measure["max_value"])
+    pad = (hi - lo) * 0.04
+    layout = base_layout(
+        title,
+        height=height,
+        legend=bool(sides.ne("").any()),
+        shapes=shapes,
+        annotations=annotations,
+        xaxis=axis("Date", type="date"),
+        yaxis=axis(y_axis_title(measure), range=[lo - pad, hi + pad]),
     )
-    fig.update_xaxes(title={"text": "Date"}, type="date")
-    return fig
+    return figure(data, layout)
