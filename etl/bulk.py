@@ -34,11 +34,15 @@ def python_columns(frame: pd.DataFrame, table: Table) -> list[list[Any]]:
     return out
 
 
-def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
-    if frame.empty:
+def prepare_rows(table: Table, frame: pd.DataFrame) -> list[tuple]:
+    """Row tuples in the table's column order (the CPU-bound half, safe to run in a worker thread)."""
+    return list(zip(*python_columns(frame, table), strict=True))
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[tuple]) -> None:
+    if not rows:
         return
     columns = [c.name for c in table.columns]
-    rows = list(zip(*python_columns(frame, table), strict=True))
     if conn.dialect.name == "postgresql":
         dbapi = conn.connection.driver_connection
         with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -47,3 +51,8 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     else:
         marks = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    if not frame.empty:
+        insert_rows(conn, table, prepare_rows(table, frame))

@@ -31,9 +31,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from etl import read as reader
-from etl.bulk import bulk_insert
+from etl.bulk import insert_rows, prepare_rows
 from etl.kinds import KINDS, LOAD_ORDER, Kind
 from etl.mapping import Mapping
+from etl.pipeline import read_ahead
 from etl.stage_tables import stage_patients, stage_scores, stage_sessions
 from etl.summary import refresh_summaries
 from etl.validate import (
@@ -335,24 +336,34 @@ def _load_in_transaction(
         if ignored:
             result.message = "ignored columns (not measure codes): " + ", ".join(ignored)
     t0 = time.perf_counter()
-    for chunk in reader.iter_chunks(path, mapping, source_header, canonical, chunk_rows):
-        staged = stage(kind, chunk.frame, chunk.lines, ctx)
+
+    def prepared():
+        for chunk in reader.iter_chunks(path, mapping, source_header, canonical, chunk_rows):
+            staged = stage(kind, chunk.frame, chunk.lines, ctx)
+            yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else []
+
+    seen_patients: set[str] = set()
+    for chunk, staged, stage_rows in read_ahead(prepared()):
+        chunk_patients = set(staged.rows["patient_id"].unique().tolist()) if len(staged.rows) else set()
         result.rows_read += len(chunk.frame)
         result.rows_unchanged += staged.duplicate_lines
         rejects = staged.rejects
         if len(staged.rows):
             conn.execute(table.delete())
-            bulk_insert(conn, table, staged.rows)
+            insert_rows(conn, table, stage_rows)
             if kind.name == "patients":
                 conflicts = _merge_patients(conn, batch_id, result)
             else:
                 spec = {"scores": SCORE_SPEC, "visits": VISIT_SPEC, "sessions": SESSION_SPEC}[kind.name]
                 if kind.name == "sessions":
                     _add_exercises(conn)
-                conflicts = _merge_facts(conn, spec, batch_id, result)
+                fresh = _fresh_patients(conn, spec.target, chunk_patients, seen_patients)
+                new_lines = int(staged.rows["line"].nunique()) if fresh else None
+                conflicts = _merge_facts(conn, spec, batch_id, result, new_lines)
             if len(conflicts):
                 rejects = pd.concat([rejects, conflicts], ignore_index=True)
-            result.patients_touched.update(staged.rows["patient_id"].unique().tolist())
+            seen_patients.update(chunk_patients)
+            result.patients_touched.update(chunk_patients)
         if len(rejects):
             _insert_rejects(conn, batch_id, chunk, rejects)
             result.rows_rejected += rejects["line"].nunique()
@@ -477,12 +488,19 @@ def _jsonable(v: Any) -> Any:
     return v.isoformat() if isinstance(v, date | datetime) else v
 
 
-def _merge_facts(conn: Connection, spec: FactSpec, batch_id: int, result: BatchResult) -> pd.DataFrame:
+def _merge_facts(
+    conn: Connection, spec: FactSpec, batch_id: int, result: BatchResult, all_new_lines: int | None = None
+) -> pd.DataFrame:
+    """`all_new_lines` is set when no row of this chunk can match an existing one (its patients have no facts
+    yet): then there is nothing to classify and every line is new."""
     s, f = spec.stage, spec.target
     on = _join_on(s, f, spec.key)
     same = _same(f, s, spec.values)
     pk = next(iter(f.primary_key.columns))
-    counts = _classify(conn, s, f, on, same, batch_id, not spec.one_row_per_line, pk)
+    if all_new_lines is not None:
+        counts = {1: all_new_lines}
+    else:
+        counts = _classify(conn, s, f, on, same, batch_id, not spec.one_row_per_line, pk)
     conflicts = pd.DataFrame({"line": [], "reasons": []})
     if counts.get(3):
         conflicts = _pop_conflicts(conn, s, f, on, same, batch_id)
@@ -504,6 +522,21 @@ def _merge_facts(conn: Connection, spec: FactSpec, batch_id: int, result: BatchR
     )
     conn.execute(ins)
     return conflicts
+
+
+FRESH_CHECK_MAX_PATIENTS = 5_000
+
+
+def _fresh_patients(conn: Connection, target: Table, chunk: set[str], seen: set[str]) -> bool:
+    """True when none of these patients has a row in `target` yet, nor appeared earlier in this file."""
+    if not chunk or len(chunk) > FRESH_CHECK_MAX_PATIENTS or not chunk.isdisjoint(seen):
+        return False
+    ids = sorted(chunk)
+    for i in range(0, len(ids), 500):
+        q = select(target.c.patient_id).where(target.c.patient_id.in_(ids[i : i + 500])).limit(1)
+        if conn.execute(q).first() is not None:
+            return False
+    return True
 
 
 def _add_exercises(conn: Connection) -> None:

@@ -105,8 +105,8 @@ class Mapping:
         return out
 
     def labels_for(self, column: str) -> dict[str, str]:
-        merged = dict(BUILTIN_VALUES.get(column, {}))
-        merged.update({k.strip().casefold(): v for k, v in self.values.get(column, {}).items()})
+        merged = dict(BUILTIN_VALUES.get(column, {}))  # keys are lower case
+        merged.update({k.strip().lower(): v for k, v in self.values.get(column, {}).items()})
         return merged
 
     def date_format_for(self, column: str) -> str | None:

@@ -8,6 +8,7 @@ those, never none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -56,7 +57,8 @@ class Reasons:
         self.items: list[tuple[pd.Series, pd.Series | str]] = []
         self.rejected = pd.Series(False, index=index)
 
-    def add(self, mask: pd.Series, message: pd.Series | str) -> None:
+    def add(self, mask: pd.Series, message: str | Callable[[pd.Index], pd.Series]) -> None:
+        """`message` is text, or a function building texts for just the failing rows (clean rows pay nothing)."""
         mask = mask.fillna(False).astype(bool)
         if mask.any():
             self.items.append((mask, message))
@@ -66,7 +68,7 @@ class Reasons:
         out = pd.Series("", index=self.index[self.rejected.to_numpy()], dtype=object)
         for mask, message in self.items:
             idx = mask.index[mask.to_numpy()]
-            part = message if isinstance(message, str) else message.loc[idx].astype(str)
+            part = message if isinstance(message, str) else message(idx).astype(str).to_numpy()
             joined = np.where(out.loc[idx] == "", "", out.loc[idx] + "; ")
             out.loc[idx] = joined + part
         return out
@@ -74,6 +76,16 @@ class Reasons:
 
 def _quoted(s: pd.Series) -> pd.Series:
     return "'" + s.astype(str).str.slice(0, 60) + "'"
+
+
+def quoting(prefix: str | pd.Series, values: pd.Series, suffix: str = "") -> Callable[[pd.Index], pd.Series]:
+    """A lazy reason: prefix + 'the offending value' + suffix, built only for the rows that fail."""
+
+    def build(idx: pd.Index) -> pd.Series:
+        head = prefix if isinstance(prefix, str) else prefix.loc[idx].astype(str)
+        return head + _quoted(values.loc[idx]) + suffix
+
+    return build
 
 
 def _clean(s: pd.Series) -> pd.Series:
@@ -107,16 +119,16 @@ def _parse_dates(
     if required:
         reasons.add(empty, f"{col}: missing")
     bad = parsed.isna() & ~empty
-    reasons.add(bad, f"{col}: not a valid date " + _quoted(s))
+    reasons.add(bad, quoting(f"{col}: not a valid date ", s))
     future = parsed.dt.normalize() > pd.Timestamp(ctx.as_of)
-    reasons.add(future, f"{col}: in the future (after {ctx.as_of.isoformat()}) " + _quoted(s))
+    reasons.add(future, quoting(f"{col}: in the future (after {ctx.as_of.isoformat()}) ", s))
     return parsed
 
 
 def _labels(reasons: Reasons, s: pd.Series, col: str, ctx: Context, allowed_msg: str) -> pd.Series:
     labels = ctx.mapping.labels_for(col)
-    mapped = s.str.casefold().map(labels)
-    reasons.add(mapped.isna() & (s != ""), f"{col}: unknown value " + _quoted(s) + f" ({allowed_msg})")
+    mapped = s.str.lower().map(labels)
+    reasons.add(mapped.isna() & (s != ""), quoting(f"{col}: unknown value ", s, f" ({allowed_msg})"))
     return mapped.fillna("")
 
 
@@ -126,9 +138,8 @@ def _date_text(parsed: pd.Series) -> pd.Series:
 
 def _datetime_text(parsed: pd.Series) -> pd.Series:
     """SQLAlchemy's SQLite storage format, so equal instants compare equal as text on SQLite."""
-    arr = parsed.to_numpy(dtype="datetime64[us]")
-    text = np.datetime_as_string(arr, unit="us")
-    return pd.Series(text, index=parsed.index).str.replace("T", " ", regex=False)
+    text = np.datetime_as_string(parsed.to_numpy(dtype="datetime64[us]"), unit="us")
+    return pd.Series(np.char.replace(text, "T", " "), index=parsed.index, dtype=object)
 
 
 def _optional_number(
@@ -138,10 +149,10 @@ def _optional_number(
         return pd.Series(np.nan, index=df.index)
     s = _clean(df[col])
     num = _number(s, ctx.mapping.decimal)
-    reasons.add(num.isna() & (s != ""), f"{col}: not a number " + _quoted(s))
-    reasons.add((num < lo) | (num > hi), f"{col}: outside {lo:g}-{hi:g} " + _quoted(s))
+    reasons.add(num.isna() & (s != ""), quoting(f"{col}: not a number ", s))
+    reasons.add((num < lo) | (num > hi), quoting(f"{col}: outside {lo:g}-{hi:g} ", s))
     if integer:
-        reasons.add(num.notna() & (num != num.round()), f"{col}: not a whole number " + _quoted(s))
+        reasons.add(num.notna() & (num != num.round()), quoting(f"{col}: not a whole number ", s))
     return num
 
 
@@ -150,7 +161,7 @@ def _measure_value(
 ) -> pd.Series:
     """Parse values and check them against the catalog range of their measure, after unit conversion."""
     num = _number(value_text, ctx.mapping.decimal)
-    reasons.add(num.isna() & (value_text != ""), label + ": not a number " + _quoted(value_text))
+    reasons.add(num.isna() & (value_text != ""), quoting(f"{label}: not a number ", value_text))
     for code, unit in ctx.mapping.units.items():
         rule = ctx.measures.get(code)
         if rule is None or unit == rule.unit:
@@ -158,22 +169,25 @@ def _measure_value(
         factor = UNIT_FACTORS.get((unit, rule.unit))
         if factor is not None:
             num = num.where(measure != code, num * factor)
-    lo = measure.map({c: r.min_value for c, r in ctx.measures.items()})
-    hi = measure.map({c: r.max_value for c, r in ctx.measures.items()})
+    codes = pd.Index(list(ctx.measures))
+    pos = codes.get_indexer(measure)  # -1 for unknown measures (rejected elsewhere)
+    mins = np.append([r.min_value for r in ctx.measures.values()], np.nan)
+    maxs = np.append([r.max_value for r in ctx.measures.values()], np.nan)
+    lo = pd.Series(mins[pos], index=measure.index)
+    hi = pd.Series(maxs[pos], index=measure.index)
     out = (num < lo) | (num > hi)
-    if out.any():
-        rng = (
-            lo.astype(str).str.replace(r"\.0$", "", regex=True)
-            + "-"
-            + hi.astype(str).str.replace(r"\.0$", "", regex=True)
-        )
-        reasons.add(out, label + ": value " + _quoted(value_text) + " outside " + rng)
+
+    def outside(idx: pd.Index) -> pd.Series:
+        rng = lo.loc[idx].map("{:g}".format) + "-" + hi.loc[idx].map("{:g}".format)
+        return f"{label}: value " + _quoted(value_text.loc[idx]) + " outside " + rng
+
+    reasons.add(out, outside)
     return num
 
 
 def _known_patient(reasons: Reasons, pid: pd.Series, ctx: Context) -> None:
     unknown = ~pid.isin(ctx.known_patients) & (pid != "")
-    reasons.add(unknown, "patient_id: unknown patient " + _quoted(pid) + " (load its patients file first)")
+    reasons.add(unknown, quoting("patient_id: unknown patient ", pid, " (load its patients file first)"))
 
 
 # --- duplicates inside one chunk
@@ -261,14 +275,14 @@ PATIENT_VALUES = [
 def stage_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     reasons = Reasons(df.index)
     pid = _clean(df["patient_id"])
-    measure = _clean(df["measure"]).str.casefold()
+    measure = _clean(df["measure"]).str.lower()
     value_text = _clean(df["value"])
     _require(
         reasons, pd.DataFrame({"patient_id": pid, "measure": measure, "value": value_text}), SCORE_KEY[:2]
     )
     reasons.add(value_text == "", "value: missing")
     when = _parse_dates(reasons, _clean(df["recorded_at"]), "recorded_at", ctx, required=True, with_time=True)
-    reasons.add(~measure.isin(ctx.measures) & (measure != ""), "measure: unknown measure " + _quoted(measure))
+    reasons.add(~measure.isin(ctx.measures) & (measure != ""), quoting("measure: unknown measure ", measure))
     value = _measure_value(reasons, value_text, measure, ctx, "value")
     side = _labels(
         reasons,
@@ -345,12 +359,12 @@ def stage_sessions(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     setting = _labels(reasons, setting_text, "setting", ctx, "clinic or home")
     status = _labels(reasons, status_text, "status", ctx, "completed, partial, skipped or missed")
     reasons.add(
-        ~etype.isin(ctx.exercise_types) & (etype != ""), "exercise_type: unknown type " + _quoted(etype)
+        ~etype.isin(ctx.exercise_types) & (etype != ""), quoting("exercise_type: unknown type ", etype)
     )
     clinic_only = etype.map(ctx.exercise_types).fillna(False).astype(bool)
     reasons.add(
         clinic_only & (setting == "home"),
-        "exercise_type: " + etype + " is given in the clinic only, not at home",
+        lambda idx: "exercise_type: " + etype.loc[idx] + " is given in the clinic only, not at home",
     )
     # An exercise name means one exercise type, across files and inside this one.
     fresh = ~exercise.isin(ctx.exercises) & (exercise != "") & etype.isin(ctx.exercise_types)
@@ -363,7 +377,14 @@ def stage_sessions(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     known_type = exercise.map(ctx.exercises)
     reasons.add(
         known_type.notna() & (known_type != etype) & (etype != ""),
-        "exercise: " + _quoted(exercise) + " is recorded as " + known_type.fillna("") + ", not " + etype,
+        lambda idx: (
+            "exercise: "
+            + _quoted(exercise.loc[idx])
+            + " is recorded as "
+            + known_type.loc[idx].fillna("")
+            + ", not "
+            + etype.loc[idx]
+        ),
     )
     numbers = {
         "sets": _optional_number(reasons, df, "sets", ctx, 0, 100, integer=True),
@@ -419,11 +440,11 @@ def stage_patients(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     _require(reasons, pd.DataFrame(cols), ("patient_id", "clinic_id", "therapist_id", "birth_year", "sex"))
     year = pd.to_numeric(cols["birth_year"], errors="coerce")
     reasons.add(
-        year.isna() & (cols["birth_year"] != ""), "birth_year: not a year " + _quoted(cols["birth_year"])
+        year.isna() & (cols["birth_year"] != ""), quoting("birth_year: not a year ", cols["birth_year"])
     )
     reasons.add(
         (year < 1900) | (year > ctx.as_of.year),
-        f"birth_year: outside 1900-{ctx.as_of.year} " + _quoted(cols["birth_year"]),
+        quoting(f"birth_year: outside 1900-{ctx.as_of.year} ", cols["birth_year"]),
     )
     sex = _labels(reasons, cols["sex"], "sex", ctx, "F, M, X or U")
     start = _parse_dates(reasons, _clean(df["episode_start"]), "episode_start", ctx, required=True)

@@ -198,16 +198,16 @@ sessions = Table(
 scores = Table(
     "scores",
     metadata,
-    Column("score_id", Integer, primary_key=True, autoincrement=True),
-    Column("patient_id", String(64), ForeignKey("patients.patient_id"), nullable=False),
-    Column("measure", String(64), ForeignKey("measures.code"), nullable=False),
-    Column("recorded_at", DateTime, nullable=False),
-    Column("side", String(8), nullable=False, server_default=""),
+    # The natural key is the primary key, and on SQLite the table is clustered by it (WITHOUT ROWID): one B-tree
+    # to write instead of two, and a patient's series for one measure is a single contiguous range.
+    Column("patient_id", String(64), ForeignKey("patients.patient_id"), primary_key=True),
+    Column("measure", String(64), ForeignKey("measures.code"), primary_key=True),
+    Column("recorded_at", DateTime, primary_key=True),
+    Column("side", String(8), primary_key=True, server_default=""),
     Column("value", Float, nullable=False),
     _batch_fk(),
     Column("source_line", Integer, nullable=False),
-    # Also the patient time-series access path (patient, measure, time).
-    UniqueConstraint("patient_id", "measure", "recorded_at", "side", name="uq_scores_natural_key"),
+    sqlite_with_rowid=False,
 )
 
 # --- marts the dashboard reads (refreshed by the ETL after each load) --------------------------------------------

@@ -19,7 +19,12 @@ DATA = [
 
 
 def _snapshot(engine):
-    return [tuple(r) for r in rows(engine, select(scores).order_by(scores.c.score_id))]
+    return [
+        tuple(r)
+        for r in rows(
+            engine, select(scores).order_by(scores.c.patient_id, scores.c.measure, scores.c.recorded_at)
+        )
+    ]
 
 
 def test_same_file_twice_changes_nothing(engine, tmp_path):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 16:03:52.083043
+Create Date: 2026-11-24 16:20:12.741691
 """
 
 from __future__ import annotations
@@ -183,7 +183,6 @@ def upgrade() -> None:
     )
     op.create_table(
         "scores",
-        sa.Column("score_id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("patient_id", sa.String(length=64), nullable=False),
         sa.Column("measure", sa.String(length=64), nullable=False),
         sa.Column("recorded_at", sa.DateTime(), nullable=False),
@@ -198,8 +197,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.patient_id"], name=op.f("fk_scores_patient_id_patients")
         ),
-        sa.PrimaryKeyConstraint("score_id", name=op.f("pk_scores")),
-        sa.UniqueConstraint("patient_id", "measure", "recorded_at", "side", name="uq_scores_natural_key"),
+        sa.PrimaryKeyConstraint("patient_id", "measure", "recorded_at", "side", name=op.f("pk_scores")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "sessions",
