@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from dashboard.figures.common import (
     WEEK_MS,
     axis,
     base_layout,
+    date_range,
     empty_figure,
     figure,
 )
@@ -196,8 +198,10 @@ def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figu
     return figure(data, layout)
 
 
-def pain_during_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figure:
-    title = "Pain during exercise"
+def pain_during_figure(
+    sessions: pd.DataFrame, *, x_range: tuple[Any, Any] | None = None, height: int = 260
+) -> go.Figure:
+    title = "Pain during exercise (0-10)"
     logged = sessions.dropna(subset=["pain_during"])
     if logged.empty:
         return empty_figure(title, "No pain during exercise logged in this date range", height=height)
@@ -218,7 +222,7 @@ def pain_during_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figur
         title,
         height=height,
         legend=False,
-        yaxis=axis("points (0-10) · lower is better ↓", range=[-0.4, 10.4]),
-        xaxis=axis("Date", type="date"),
+        yaxis=axis("points · lower is better ↓", range=[-0.4, 10.4]),
+        xaxis=axis("Date", type="date", **date_range(x_range)),
     )
     return figure(data, layout)

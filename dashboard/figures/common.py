@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 
 PRIMARY = "#1f6f8b"
@@ -41,6 +42,15 @@ def axis(title: str | None = None, **kw: Any) -> dict[str, Any]:
     return spec
 
 
+def date_range(x_range: tuple[Any, Any] | None) -> dict[str, Any]:
+    """Axis settings that show exactly the page's date range (half a day of margin each side)."""
+    if not x_range or x_range[0] is None or x_range[1] is None:
+        return {}
+    start, end = (pd.Timestamp(v) for v in x_range)
+    half = pd.Timedelta(hours=12)
+    return {"range": [(start - half).isoformat(), (end + half).isoformat()]}
+
+
 def base_layout(title: str, *, height: int = 300, legend: bool = True, **kw: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "title": {
@@ -48,11 +58,14 @@ def base_layout(title: str, *, height: int = 300, legend: bool = True, **kw: Any
             "font": {"size": 14},
             "x": 0,
             "xanchor": "left",
-            "y": 0.98,
+            "xref": "paper",
+            "y": 1,
+            "yref": "container",
             "yanchor": "top",
+            "pad": {"t": 6},
         },
         "height": height,
-        "margin": {"l": 56, "r": 16, "t": 40, "b": 44},
+        "margin": {"l": 56, "r": 16, "t": 46, "b": 44},
         "font": {"family": FONT, "size": 12, "color": "#212529"},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",

@@ -15,6 +15,7 @@ from dashboard.figures.common import (
     WEEK_MS,
     axis,
     base_layout,
+    date_range,
     empty_figure,
     figure,
 )
@@ -23,7 +24,11 @@ DONE = ("completed", "partial")
 
 
 def programme_timeline_figure(
-    sessions: pd.DataFrame, type_labels: Mapping[str, str] | None = None, *, height: int | None = None
+    sessions: pd.DataFrame,
+    type_labels: Mapping[str, str] | None = None,
+    *,
+    x_range: tuple[Any, Any] | None = None,
+    height: int | None = None,
 ) -> go.Figure:
     """Each exercise on its own row, grouped by exercise type: filled markers done, open markers not done."""
     title = "Programme"
@@ -65,7 +70,7 @@ def programme_timeline_figure(
         title,
         height=height or max(220, 100 + 30 * len(order)),
         yaxis=axis(None, categoryorder="array", categoryarray=list(order["exercise"])[::-1], type="category"),
-        xaxis=axis("Date (◆ clinic, ● home; open = not done)", type="date"),
+        xaxis=axis("Date (◆ clinic, ● home; open = not done)", type="date", **date_range(x_range)),
     )
     return figure(data, layout)
 

@@ -8,7 +8,17 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import BAND, MUTED, PRIMARY, SERIES, axis, base_layout, empty_figure, figure
+from dashboard.figures.common import (
+    BAND,
+    MUTED,
+    PRIMARY,
+    SERIES,
+    axis,
+    base_layout,
+    date_range,
+    empty_figure,
+    figure,
+)
 
 NO_BASELINE = "No baseline recorded"
 THRESHOLD_WORDS = {
@@ -51,6 +61,7 @@ def trend_figure(
     measure: Mapping[str, Any],
     baseline: Mapping[str, Any] | None = None,
     *,
+    x_range: tuple[Any, Any] | None = None,
     height: int = 280,
 ) -> go.Figure:
     """Measurements of one measure over time.
@@ -58,6 +69,7 @@ def trend_figure(
     points: columns recorded_at, value and optionally side. measure: a catalog row (label, unit, better,
     min_value, max_value, mcid_abs, mcid_pct, threshold_kind). baseline: baseline_value and baseline_at from the
     episode summary, or None; a missing baseline is said in the chart and never taken from a later value.
+    x_range: the page's date range, so every chart of the page shares one time axis.
     """
     title = str(measure["label"])
     base_value = baseline.get("baseline_value") if baseline is not None else None
@@ -73,7 +85,7 @@ def trend_figure(
     data = []
     for i, side in enumerate(sorted(sides.unique())):
         part = points[sides == side]
-        name = side or "value"
+        name = side or "side not given"
         data.append(
             {
                 "type": "scatter",
@@ -166,7 +178,7 @@ def trend_figure(
         legend=bool(sides.ne("").any()),
         shapes=shapes,
         annotations=annotations,
-        xaxis=axis("Date", type="date"),
+        xaxis=axis("Date", type="date", **date_range(x_range)),
         yaxis=axis(y_axis_title(measure), range=[lo - pad, hi + pad]),
     )
     return figure(data, layout)

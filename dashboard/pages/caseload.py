@@ -30,39 +30,53 @@ MCID_SHORT = {
 #: Hidden grid columns that carry the page's own filters into the grid's filter model, so a change of filter
 #: makes the infinite row model drop its cache and ask the server again.
 FILTER_COLUMNS = {
-    "flag": "flag",
-    "therapist_id": "therapist_id",
-    "clinic_id": "clinic_id",
-    "search": "search",
+    "flag": "filter_flag",
+    "therapist_id": "filter_therapist",
+    "clinic_id": "filter_clinic",
+    "search": "filter_search",
 }
 ALL = "all"
 
 COLUMN_DEFS: list[dict[str, Any]] = [
-    {"headerName": "Patient", "field": "patient", "colId": "patient", "minWidth": 150, "pinned": "left"},
-    {"headerName": "ID", "field": "patient_id", "colId": "patient_id", "width": 100},
-    {"headerName": "Week", "field": "week", "colId": "days_in_episode", "width": 84, "type": "rightAligned"},
+    {"headerName": "Patient", "field": "patient", "colId": "patient", "minWidth": 150, "flex": 2},
+    {"headerName": "ID", "field": "patient_id", "colId": "patient_id", "minWidth": 90, "flex": 1},
+    {
+        "headerName": "Week",
+        "field": "week",
+        "colId": "days_in_episode",
+        "minWidth": 72,
+        "type": "rightAligned",
+    },
     {
         "headerName": "Leg pain",
-        "headerTooltip": "Baseline → latest (change), 0-10, lower is better",
+        "headerTooltip": "Leg pain, baseline → latest (change); 0-10, lower is better",
         "field": "leg_pain",
         "colId": "pain_leg_change",
-        "minWidth": 130,
+        "minWidth": 120,
+        "flex": 1,
     },
     {
         "headerName": "ODI Δ",
-        "headerTooltip": "Oswestry change from baseline, points; lower is better",
+        "headerTooltip": "Oswestry Disability Index, change from baseline in points; lower is better",
         "field": "odi_change_text",
         "colId": "odi_change",
-        "width": 90,
+        "minWidth": 76,
         "type": "rightAligned",
     },
-    {"headerName": "MCID reached", "field": "mcid", "sortable": False, "minWidth": 130},
+    {
+        "headerName": "MCID",
+        "headerTooltip": "Measures whose improvement reached the clinically important (or detectable) change",
+        "field": "mcid",
+        "sortable": False,
+        "minWidth": 110,
+        "flex": 1,
+    },
     {
         "headerName": "Adh. 14 d",
         "headerTooltip": "Home exercises done / scheduled in the last 14 days",
         "field": "adherence_14d_text",
         "colId": "adherence_14d",
-        "width": 100,
+        "minWidth": 90,
         "type": "rightAligned",
     },
     {
@@ -70,22 +84,29 @@ COLUMN_DEFS: list[dict[str, Any]] = [
         "headerTooltip": "Home exercises done / scheduled since the start of the episode",
         "field": "adherence_text",
         "colId": "adherence",
-        "width": 92,
+        "minWidth": 82,
         "type": "rightAligned",
     },
-    {"headerName": "Last activity", "field": "last_activity_text", "colId": "last_activity", "width": 128},
+    {
+        "headerName": "Last activity",
+        "field": "last_activity_text",
+        "colId": "last_activity",
+        "tooltipField": "last_activity_date",
+        "minWidth": 100,
+    },
     {
         "headerName": "Flags",
         "field": "flags",
         "colId": "n_flags",
         "cellRenderer": "FlagBadges",
-        "minWidth": 230,
-        "flex": 1,
+        "headerTooltip": "Sorted by the number of flags",
+        "minWidth": 200,
+        "flex": 3,
     },
-    {"headerName": "Therapist", "field": "therapist", "colId": "therapist_id", "minWidth": 120},
+    {"headerName": "Therapist", "field": "therapist", "colId": "therapist_id", "minWidth": 96, "flex": 1},
     *(
-        {"field": name, "colId": name, "hide": True, "filter": "agTextColumnFilter", "sortable": False}
-        for name in FILTER_COLUMNS
+        {"field": col, "colId": col, "hide": True, "filter": "agTextColumnFilter", "sortable": False}
+        for col in FILTER_COLUMNS.values()
     ),
 ]
 
@@ -157,6 +178,7 @@ def layout(**_query: Any) -> html.Div:
                     "suppressHeaderMenuButton": True,
                 },
                 getRowId="params.data.row_id",
+                columnSize="responsiveSizeToFit",
                 dashGridOptions={
                     "pagination": True,
                     "paginationPageSize": 25,
@@ -166,7 +188,7 @@ def layout(**_query: Any) -> html.Div:
                     "rowHeight": 38,
                     "tooltipShowDelay": 300,
                     "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": False},
-                    "overlayNoRowsTemplate": "No active patients match these filters",
+                    "localeText": {"noRowsToShow": "No active patients match these filters"},
                 },
                 className="ag-theme-quartz caseload-grid",
                 style={"height": "calc(100vh - 300px)", "minHeight": "420px"},
@@ -181,7 +203,7 @@ def filters_from_model(filter_model: dict[str, Any] | None) -> q.CaseloadFilters
     model = filter_model or {}
 
     def value(key: str) -> str | None:
-        entry = model.get(key) or {}
+        entry = model.get(FILTER_COLUMNS[key]) or {}
         text = entry.get("filter")
         return str(text) if text not in (None, "") else None
 
@@ -204,7 +226,7 @@ def filter_model(
         "search": (search or "").strip() or None,
     }
     return {
-        key: {"filterType": "text", "type": "equals", "filter": val}
+        FILTER_COLUMNS[key]: {"filterType": "text", "type": "equals", "filter": val}
         for key, val in values.items()
         if val is not None
     }
@@ -219,13 +241,20 @@ def _sort_keys(sort_model: list[dict[str, Any]] | None) -> list[q.SortKey]:
     ]
 
 
-def _date_text(value: Any, as_of: Any) -> str:
+def _as_date(value: Any) -> dt.date | None:
     if missing(value):
+        return None
+    return value.date() if isinstance(value, pd.Timestamp | dt.datetime) else value
+
+
+def _ago_text(value: Any, as_of: Any) -> str:
+    day, ref = _as_date(value), _as_date(as_of)
+    if day is None:
         return "never"
-    if isinstance(value, pd.Timestamp):
-        value = value.date()
-    ago = (as_of - value).days if isinstance(as_of, dt.date) else None
-    return f"{value:%d %b %Y}" + (f" ({ago} d ago)" if ago is not None else "")
+    if ref is None:
+        return f"{day:%d %b %Y}"
+    ago = (ref - day).days
+    return "today" if ago == 0 else f"{ago} d ago"
 
 
 def grid_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -252,8 +281,11 @@ def grid_row(rec: dict[str, Any]) -> dict[str, Any]:
         "mcid": ", ".join(mcid) or "—",
         "adherence_14d_text": fmt_pct(adh14) if not missing(adh14) else "none due",
         "adherence_text": fmt_pct(rec.get("adherence")),
-        "last_activity_text": _date_text(rec.get("last_activity"), rec.get("as_of")),
-        "flags": [FLAG_LABELS[f] for f in FLAGS if rec.get(f"flag_{f}") == 1],
+        "last_activity_text": _ago_text(rec.get("last_activity"), rec.get("as_of")),
+        "last_activity_date": f"{_as_date(rec['last_activity']):%d %b %Y}"
+        if _as_date(rec.get("last_activity"))
+        else "",
+        "flags": [f for f in FLAGS if rec.get(f"flag_{f}") == 1],
         "therapist": rec.get("therapist_name")
         if not missing(rec.get("therapist_name"))
         else rec["therapist_id"],
@@ -282,6 +314,10 @@ def grid_rows(ctx: AppContext, request: dict[str, Any] | None) -> dict[str, Any]
     return {"rowData": [grid_row(r) for r in records], "rowCount": int(records[0]["total_rows"])}
 
 
+def _count_label(text: str, count: int) -> list[Any]:
+    return [text, html.Span(f"{count:,}", className="badge rounded-pill text-bg-light ms-1 flag-count")]
+
+
 def flag_filter_options(
     ctx: AppContext, therapist_id: str | None, clinic_id: str | None, search: str | None
 ) -> tuple[list[dict[str, Any]], str]:
@@ -290,8 +326,8 @@ def flag_filter_options(
         therapist_id=therapist_id, clinic_id=clinic_id, search=(search or "").strip() or None
     )
     counts = q.flag_counts(ctx.engine, ctx.scope(), filters, ctx.flag_rules)
-    options = [{"label": f"All {counts['all']}", "value": ALL}] + [
-        {"label": f"{FLAG_LABELS[f]} {counts[f]}", "value": f} for f in FLAGS
+    options = [{"label": _count_label("All", counts["all"]), "value": ALL}] + [
+        {"label": _count_label(FLAG_LABELS[f], counts[f]), "value": f} for f in FLAGS
     ]
     summary = (
         f"{counts['all']} active patient{'s' if counts['all'] != 1 else ''}; click a row to open the patient."

@@ -29,11 +29,8 @@ from dashboard.queries import patient as qp
 PATH_TEMPLATE = "/patients/<patient_id>"
 #: Measures charted for every patient (empty charts say so); other catalog measures appear when recorded.
 CORE_MEASURES = ("pain_leg", "pain_back", "numbness", "odi", "slr_left", "slr_right", "lumbar_flexion")
-GRAPH_CONFIG = {
-    "displaylogo": False,
-    "responsive": True,
-    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-}
+#: No mode bar (it covers legends and is noise in a clinic); drag to zoom and double-click to reset still work.
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 NOT_FOUND_TEXT = "Patient not found"
 
 SESSION_COLUMNS = [
@@ -90,12 +87,15 @@ def layout(patient_id: str | None = None, **_query: Any) -> html.Div:
                                     dbc.Label(
                                         "Date range", html_for=ids.PATIENT_DATES, className="small mb-0 me-2"
                                     ),
-                                    dcc.DatePickerRange(
-                                        id=ids.PATIENT_DATES,
-                                        display_format="D MMM YYYY",
-                                        first_day_of_week=1,
-                                        minimum_nights=0,
-                                        updatemode="bothdates",
+                                    html.Div(
+                                        dcc.DatePickerRange(
+                                            id=ids.PATIENT_DATES,
+                                            display_format="D MMM YYYY",
+                                            first_day_of_week=1,
+                                            minimum_nights=0,
+                                            updatemode="bothdates",
+                                        ),
+                                        className="date-range",
                                     ),
                                     dbc.Button(
                                         "Whole episode",
@@ -160,8 +160,9 @@ def layout(patient_id: str | None = None, **_query: Any) -> html.Div:
                             dashGridOptions={
                                 "pagination": True,
                                 "paginationPageSize": 20,
-                                "overlayNoRowsTemplate": "No sessions in this date range",
+                                "localeText": {"noRowsToShow": "No sessions in this date range"},
                             },
+                            columnSize="responsiveSizeToFit",
                             className="ag-theme-quartz",
                             style={"height": "420px"},
                         ),
@@ -235,7 +236,7 @@ def _outcome_table(measures: pd.DataFrame) -> Any:
         word = ft.THRESHOLD_WORDS.get(m["threshold_kind"], "threshold")
         threshold = (
             f"{fmt_num(m['mcid_abs'])} {m['unit']}"
-            + (f" or {fmt_num(m['mcid_pct'])} %" if not missing(m["mcid_pct"]) else "")
+            + (f" or {fmt_num(m['mcid_pct'])} % of baseline" if not missing(m["mcid_pct"]) else "")
             if not missing(m["mcid_abs"])
             else "—"
         )
@@ -408,7 +409,12 @@ def trend_cards(ctx: AppContext, patient_id: str | None, start: str | None, end:
     ]
     cards = []
     for m in catalog[catalog["code"].isin(shown)].to_dict("records"):
-        fig = ft.trend_figure(points[points["measure"] == m["code"]], m, baselines.get(m["code"]))
+        fig = ft.trend_figure(
+            points[points["measure"] == m["code"]],
+            m,
+            baselines.get(m["code"]),
+            x_range=(_parse_day(start), _parse_day(end)),
+        )
         cards.append(
             dbc.Col(
                 dcc.Graph(figure=fig, config=GRAPH_CONFIG, className="report-graph trend-graph"),
@@ -438,23 +444,28 @@ def session_outputs(
         "weekly": fa.weekly_adherence_figure(df, low=low),
         "calendar": fa.calendar_figure(df, s, e),
         "skips": fa.skip_reasons_figure(df),
-        "pain": fa.pain_during_figure(df),
-        "timeline": fp.programme_timeline_figure(df, type_labels),
+        "pain": fa.pain_during_figure(df, x_range=(s, e)),
+        "timeline": fp.programme_timeline_figure(df, type_labels, x_range=(s, e)),
         "dose": fp.weekly_dose_figure(df),
         "log": session_log_rows(df, type_labels),
     }
 
 
+def _count(value: Any) -> str:
+    return "—" if missing(value) else f"{int(value)}"
+
+
 def session_log_rows(df: pd.DataFrame, type_labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The session log as grid rows: done against prescribed, as "3 × 10 of 3 × 10" and "12 of 15"."""
     rows = []
     for r in df.astype(object).where(df.notna(), None).to_dict("records"):
         dose = (
-            f"{r['sets'] or 0} × {r['reps'] or 0}" if r["sets"] is not None or r["reps"] is not None else "—"
+            "—" if r["sets"] is None and r["reps"] is None else f"{_count(r['sets'])} × {_count(r['reps'])}"
         )
-        if r["prescribed_sets"] is not None:
-            dose += f" / {r['prescribed_sets']} × {r['prescribed_reps'] or 0}"
+        if r["prescribed_sets"] is not None or r["prescribed_reps"] is not None:
+            dose += f" of {_count(r['prescribed_sets'])} × {_count(r['prescribed_reps'])}"
         minutes = fmt_num(r["duration_min"]) + (
-            f" / {fmt_num(r['prescribed_min'])}" if r["prescribed_min"] is not None else ""
+            f" of {fmt_num(r['prescribed_min'])}" if r["prescribed_min"] is not None else ""
         )
         rows.append(
             {
