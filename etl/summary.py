@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, String, select, type_coerce
+from sqlalchemy import Connection, select
 
 from etl.bulk import bulk_insert
 from warehouse.config import SummaryRules
@@ -29,9 +29,10 @@ from warehouse.schema import (
 BLOCK_PATIENTS = 2_000
 
 
-def _text(col):
-    """Read dates as text: pandas parses ISO text far faster than per-value driver conversions."""
-    return type_coerce(col, String).label(col.name)
+def _timestamps(s: pd.Series, *, day: bool = False) -> pd.Series:
+    """Driver values to pandas timestamps: ISO text on SQLite, date/datetime objects on PostgreSQL."""
+    out = (pd.to_datetime(s, format="ISO8601") if len(s) else pd.to_datetime(s)).astype("datetime64[us]")
+    return out.dt.normalize() if day else out
 
 
 def refresh_summaries(
@@ -89,8 +90,8 @@ def _refresh_block(
         select(
             episodes.c.episode_id,
             episodes.c.patient_id,
-            _text(episodes.c.start_date),
-            _text(episodes.c.end_date),
+            episodes.c.start_date,
+            episodes.c.end_date,
             patients.c.clinic_id,
             patients.c.therapist_id,
         )
@@ -104,26 +105,26 @@ def _refresh_block(
     if ep.empty:
         return 0
     del ep_ids
-    ep["start_date"] = pd.to_datetime(ep["start_date"].str.slice(0, 10))
-    ep["end_date"] = pd.to_datetime(ep["end_date"].str.slice(0, 10))
+    ep["start_date"] = _timestamps(ep["start_date"], day=True)
+    ep["end_date"] = _timestamps(ep["end_date"], day=True)
     windows = _episode_windows(ep, as_of, rules)
 
     sc = _read(
         conn,
-        select(scores.c.patient_id, scores.c.measure, _text(scores.c.recorded_at), scores.c.value).where(
+        select(scores.c.patient_id, scores.c.measure, scores.c.recorded_at, scores.c.value).where(
             scores.c.patient_id.in_(block)
         ),
         ["patient_id", "measure", "recorded_at", "value"],
     )
-    sc["recorded_at"] = pd.to_datetime(sc["recorded_at"], format="ISO8601")
+    sc["recorded_at"] = _timestamps(sc["recorded_at"])
     se = _read(
         conn,
-        select(
-            sessions.c.patient_id, _text(sessions.c.session_date), sessions.c.setting, sessions.c.status
-        ).where(sessions.c.patient_id.in_(block)),
+        select(sessions.c.patient_id, sessions.c.session_date, sessions.c.setting, sessions.c.status).where(
+            sessions.c.patient_id.in_(block)
+        ),
         ["patient_id", "session_date", "setting", "status"],
     )
-    se["session_date"] = pd.to_datetime(se["session_date"].str.slice(0, 10))
+    se["session_date"] = _timestamps(se["session_date"], day=True)
 
     sc = _assign(sc, windows, "recorded_at")
     se = _assign(se, windows, "session_date")

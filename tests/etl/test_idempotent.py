@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -63,7 +64,7 @@ def test_corrected_reexport_updates_and_records(engine, tmp_path):
     latest = rows(
         engine,
         select(scores.c.value, scores.c.batch_id).where(
-            scores.c.patient_id == "P1", scores.c.recorded_at > "2026-09-30"
+            scores.c.patient_id == "P1", scores.c.recorded_at > datetime(2026, 9, 30)
         ),
     )
     assert [tuple(r) for r in latest] == [(2.0, second.batch_id)]
