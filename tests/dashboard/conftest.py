@@ -1,8 +1,4 @@
-"""Fixtures for the dashboard tests: a freshly migrated warehouse per test, filled from `factories`.
-
-`warehouse` runs each test on SQLite and, when the project's tests/conftest.py provides a `pg_engine` fixture (a
-fresh migrated PostgreSQL warehouse), on PostgreSQL too; without it the PostgreSQL variant is skipped.
-"""
+"""Fixtures for the dashboard tests: the project's fresh warehouses (tests/conftest.py) filled from `factories`."""
 
 from __future__ import annotations
 
@@ -13,29 +9,18 @@ from dashboard.app import create_app
 from dashboard.context import AppContext
 from dashboard.scope import Scope
 from tests.dashboard import factories
-from warehouse.db import make_engine
-from warehouse.migrate import upgrade
 
 
 @pytest.fixture
-def sqlite_warehouse(tmp_path) -> Engine:
+def sqlite_warehouse(sqlite_engine) -> Engine:
     """A migrated SQLite warehouse holding the five patients of `factories`."""
-    engine = make_engine(f"sqlite:///{tmp_path}/w.sqlite")
-    upgrade(engine)
-    factories.build(engine)
-    yield engine
-    engine.dispose()
+    factories.build(sqlite_engine)
+    return sqlite_engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse(request) -> Engine:
-    """The factories warehouse on each backend available."""
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_warehouse")
-    try:
-        engine = request.getfixturevalue("pg_engine")
-    except pytest.FixtureLookupError:
-        pytest.skip("no pg_engine fixture (tests/conftest.py) in this checkout")
+@pytest.fixture
+def warehouse(engine) -> Engine:
+    """The factories warehouse, once on SQLite and once on PostgreSQL."""
     factories.build(engine)
     return engine
 
@@ -45,9 +30,9 @@ def make_ctx(engine: Engine, scope: Scope = Scope.clinic_wide()) -> AppContext:
 
 
 @pytest.fixture
-def ctx(warehouse) -> AppContext:
-    """A clinic-wide viewer's context."""
-    return make_ctx(warehouse)
+def ctx(sqlite_warehouse) -> AppContext:
+    """A clinic-wide viewer's context on SQLite."""
+    return make_ctx(sqlite_warehouse)
 
 
 @pytest.fixture
