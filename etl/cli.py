@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from etl.read import DEFAULT_CHUNK_ROWS
 from warehouse.config import db_url_from_env
 from warehouse.db import make_engine
 from warehouse.migrate import current_revision, head_revision, upgrade
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="treat dates after this day as in the future (default: today)",
     )
-    p.add_argument("--chunk-rows", type=int, default=200_000, help="rows per chunk (memory vs speed)")
+    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (memory vs speed)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_load)
 

@@ -17,7 +17,7 @@ import pandas as pd
 from etl.kinds import KINDS, Kind, detect_kind
 from etl.mapping import Mapping
 
-DEFAULT_CHUNK_ROWS = 200_000
+DEFAULT_CHUNK_ROWS = 50_000
 
 
 class FileLevelError(Exception):

@@ -26,7 +26,7 @@ from warehouse.schema import (
     sessions,
 )
 
-BLOCK_PATIENTS = 2_000
+BLOCK_PATIENTS = 500
 
 
 def _timestamps(s: pd.Series, *, day: bool = False) -> pd.Series:
