@@ -38,7 +38,7 @@ FILTER_COLUMNS = {
 ALL = "all"
 
 COLUMN_DEFS: list[dict[str, Any]] = [
-    {"headerName": "Patient", "field": "patient", "colId": "patient", "minWidth": 150, "flex": 2},
+    {"headerName": "Patient", "field": "patient", "colId": "patient", "minWidth": 140, "flex": 2},
     {"headerName": "ID", "field": "patient_id", "colId": "patient_id", "minWidth": 90, "flex": 1},
     {
         "headerName": "Week",
@@ -100,7 +100,7 @@ COLUMN_DEFS: list[dict[str, Any]] = [
         "colId": "n_flags",
         "cellRenderer": "FlagBadges",
         "headerTooltip": "Sorted by the number of flags",
-        "minWidth": 200,
+        "minWidth": 250,
         "flex": 3,
     },
     {"headerName": "Therapist", "field": "therapist", "colId": "therapist_id", "minWidth": 96, "flex": 1},
