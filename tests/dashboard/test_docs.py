@@ -12,7 +12,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "dashboard.md"
 
 def _options() -> list[str]:
     return [
-        opt for action in build_parser()._actions for opt in action.option_strings if opt.startswith("--")
+        opt
+        for action in build_parser()._actions
+        for opt in action.option_strings
+        if opt.startswith("--") and opt != "--help"
     ]
 
 
