@@ -19,9 +19,11 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -237,6 +239,7 @@ def pg_server() -> Iterator[PgServer]:
         _skip_or_fail(reason, "REQUIRE_POSTGRES")
     base = Path(tempfile.mkdtemp(prefix="pytest-pg-"))  # under /tmp: pytest's tmp dirs are 0700 root
     server = PgServer(bindir=_pg_bindir(), base=base)  # type: ignore[arg-type]
+    previous = _interrupt_on_sigterm()
     try:
         try:
             server.start()
@@ -247,6 +250,21 @@ def pg_server() -> Iterator[PgServer]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupt_on_sigterm():
+    """Let `timeout` / a CI cancel (SIGTERM) unwind like Ctrl-C, so the server is stopped, not orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 @pytest.fixture(scope="session")
