@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="treat dates after this day as in the future (default: today)",
     )
-    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (memory vs speed)")
+    p.add_argument(
+        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (memory vs speed)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_load)
 

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, select
 from etl.bulk import bulk_insert
 from warehouse.config import SummaryRules
 from warehouse.schema import (
+    WIDE_FIELDS,
+    WIDE_MEASURES,
     episode_measure_summary,
     episode_summary,
     episodes,
@@ -129,7 +131,7 @@ def _refresh_block(
     sc = _assign(sc, windows, "recorded_at")
     se = _assign(se, windows, "session_date")
     measure_rows = _measure_summary(sc, windows, catalog, rules)
-    episode_rows = _episode_summary(ep, windows, sc, se, as_of, rules)
+    episode_rows = _with_wide_measures(_episode_summary(ep, windows, sc, se, as_of, rules), measure_rows)
     bulk_insert(conn, episode_summary, episode_rows)
     bulk_insert(conn, episode_measure_summary, measure_rows)
     return len(episode_rows)
@@ -262,6 +264,23 @@ def _episode_summary(
         out[c] = out[c].dt.strftime("%Y-%m-%d").where(out[c].notna(), None)
     out["home_scheduled"] = out["home_scheduled"].astype(int)
     out["home_scheduled_14d"] = out["home_scheduled_14d"].astype(int)
+    return out.reindex(columns=[c.name for c in episode_summary.columns])
+
+
+def _with_wide_measures(episode_rows: pd.DataFrame, measure_rows: pd.DataFrame) -> pd.DataFrame:
+    """Copy the caseload's measures into columns of the episode row (see schema.WIDE_MEASURES)."""
+    out = episode_rows.set_index("episode_id")
+    wide = measure_rows[measure_rows["measure"].isin(WIDE_MEASURES)].set_index(["episode_id", "measure"])
+    for code in WIDE_MEASURES:
+        part = wide.xs(code, level="measure") if code in wide.index.get_level_values("measure") else None
+        for suffix, source in WIDE_FIELDS.items():
+            col = f"{code}_{suffix}"
+            if part is None:
+                out[col] = None
+            else:
+                values = part[source].reindex(out.index)
+                out[col] = values.astype(object).where(values.notna(), None)
+    out = out.reset_index()
     return out[[c.name for c in episode_summary.columns]]
 
 

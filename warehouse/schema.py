@@ -211,6 +211,35 @@ scores = Table(
 )
 
 # --- marts the dashboard reads (refreshed by the ETL after each load) --------------------------------------------
+#: Measures whose per-episode summary is also kept as columns of `episode_summary`, so that the caseload reads
+#: one row per episode (no join per measure) at 100,000 patients. The long table keeps every measure.
+WIDE_MEASURES: tuple[str, ...] = (
+    "pain_leg",
+    "pain_back",
+    "numbness",
+    "odi",
+    "slr_left",
+    "slr_right",
+    "lumbar_flexion",
+)
+WIDE_FIELDS: dict[str, str] = {
+    "baseline": "baseline_value",
+    "latest": "latest_value",
+    "change": "change",
+    "mcid": "mcid_reached",
+    "worsened": "worsened",
+}
+
+
+def _wide_columns() -> list[Column]:
+    cols = []
+    for code in WIDE_MEASURES:
+        for suffix in WIDE_FIELDS:
+            kind = Boolean if suffix in ("mcid", "worsened") else Float
+            cols.append(Column(f"{code}_{suffix}", kind))
+    return cols
+
+
 episode_summary = Table(
     "episode_summary",
     metadata,
@@ -232,6 +261,7 @@ episode_summary = Table(
     Column("last_activity", Date),
     Column("as_of", Date, nullable=False),
     Column("refreshed_at", DateTime, nullable=False),
+    *_wide_columns(),
     Index("ix_episode_summary_clinic_therapist", "clinic_id", "therapist_id"),
     Index("ix_episode_summary_therapist", "therapist_id", "is_active"),
 )

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.etl.helpers import SCORES_HEADER, patients_file, write_csv
+from warehouse.migrate import head_revision
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ def etl(*args: str, db: str) -> subprocess.CompletedProcess:
 def test_init_load_json_status_rejects(tmp_path):
     db = f"sqlite:///{tmp_path}/w.sqlite"
     init = etl("init", db=db)
-    assert init.returncode == 0 and "-> 0001" in init.stdout
+    assert init.returncode == 0 and f"-> {head_revision()}" in init.stdout
     assert etl("init", db=db).returncode == 0  # upgrade is idempotent
     patients = patients_file(tmp_path)
     ok = etl("load", str(patients), "--json", "--as-of", "2026-11-20", db=db)

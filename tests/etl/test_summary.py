@@ -104,3 +104,20 @@ def test_no_sessions_means_unknown_adherence(engine, tmp_path):
     _load(engine, tmp_path, [["P1", "2026-09-01", "pain_leg", 7, ""]])
     (e,) = rows(engine, select(episode_summary))
     assert e.home_scheduled == 0 and e.adherence is None and e.adherence_14d is None
+
+
+def test_wide_caseload_columns_mirror_the_long_table(engine, tmp_path):
+    _load(
+        engine,
+        tmp_path,
+        [
+            ["P1", "2026-09-01", "pain_leg", 7, ""],
+            ["P1", "2026-10-20", "pain_leg", 4, ""],
+            ["P1", "2026-10-20", "odi", 30, ""],  # no baseline
+        ],
+    )
+    (e,) = rows(engine, select(episode_summary))
+    assert (e.pain_leg_baseline, e.pain_leg_latest, e.pain_leg_change) == (7, 4, -3)
+    assert e.pain_leg_mcid and not e.pain_leg_worsened
+    assert e.odi_baseline is None and e.odi_latest == 30 and e.odi_mcid is None
+    assert e.numbness_latest is None and e.slr_left_change is None
