@@ -284,4 +284,21 @@ def _with_wide_measures(episode_rows: pd.DataFrame, measure_rows: pd.DataFrame) 
     return out[[c.name for c in episode_summary.columns]]
 
 
-__all__ = ["refresh_all", "refresh_summaries"]
+def sync_wide_measures(conn: Connection) -> None:
+    """Recopy the wide caseload columns from `episode_measure_summary` in SQL.
+
+    The refresh writes both at once; this is for summaries written by other means (tests, a hand repair).
+    """
+    m = episode_measure_summary
+    values = {}
+    for code in WIDE_MEASURES:
+        for suffix, source in WIDE_FIELDS.items():
+            values[f"{code}_{suffix}"] = (
+                select(m.c[source])
+                .where(m.c.episode_id == episode_summary.c.episode_id, m.c.measure == code)
+                .scalar_subquery()
+            )
+    conn.execute(episode_summary.update().values(values))
+
+
+__all__ = ["refresh_all", "refresh_summaries", "sync_wide_measures"]

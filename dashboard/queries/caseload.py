@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pandas as pd
 from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
@@ -18,7 +19,15 @@ from dashboard import flags as fl
 from dashboard.queries import read_frame
 from dashboard.scope import Scope, scope_clause
 from dashboard.sqlfuncs import days_between
-from warehouse.schema import clinics, episode_measure_summary, episode_summary, patients, therapists
+from warehouse.schema import (
+    WIDE_FIELDS,
+    WIDE_MEASURES,
+    clinics,
+    episode_measure_summary,
+    episode_summary,
+    patients,
+    therapists,
+)
 
 #: Measures whose summary the caseload shows (besides those the flag rules need).
 SHOWN_MEASURES: tuple[str, ...] = ("pain_leg", "odi", "numbness", "slr_left", "slr_right")
@@ -57,6 +66,15 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
+class _WideMeasure:
+    """Looks like an `episode_measure_summary` alias (`.c.change`, ...) but reads the episode row's columns."""
+
+    def __init__(self, table, code: str) -> None:
+        self.c = SimpleNamespace(
+            **{source: table.c[f"{code}_{suffix}"] for suffix, source in WIDE_FIELDS.items()}
+        )
+
+
 def _rows(scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> Select:
     """Active episodes in scope with the columns the caseload shows and one 0/1 column per flag."""
     es = episode_summary
@@ -65,6 +83,9 @@ def _rows(scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> Select
     )
     m = {}
     for code in _measures(rules):
+        if code in WIDE_MEASURES:  # copied onto the episode row by the ETL: no join
+            m[code] = _WideMeasure(es, code)
+            continue
         alias = episode_measure_summary.alias(f"m_{code}")
         joined = joined.outerjoin(alias, and_(alias.c.episode_id == es.c.episode_id, alias.c.measure == code))
         m[code] = alias

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from etl.summary import sync_wide_measures
 from warehouse.schema import (
     clinics,
     episode_measure_summary,
@@ -401,3 +402,4 @@ def build(engine: Engine) -> None:
                 ),
             ],
         )
+        sync_wide_measures(conn)  # the ETL keeps the caseload measures on the episode row too
