@@ -168,6 +168,45 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from research.cohort import CohortDefinition, CohortError
+    from research.deid import ExportKeyError, key_from_env
+    from research.export import ExportError, export_bundle
+
+    try:
+        key = key_from_env(insecure_demo_key=args.insecure_demo_key)
+        definition = None
+        if args.cohort:
+            definition = CohortDefinition.from_json(Path(args.cohort).read_text(encoding="utf-8"))
+        summary = export_bundle(
+            make_engine(args.db),
+            args.out,
+            definition,
+            key=key,
+            fmt=args.format,
+            k=args.k,
+            dates=args.dates,
+            skip_reasons=args.skip_reasons,
+            progress=_progress_printer(not args.json and sys.stderr.isatty()),
+        )
+    except (ExportKeyError, CohortError, ExportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary.as_json(), indent=2))
+        return 0
+    deid = summary.deidentification
+    print(f"exported {summary.cohort_name!r} to {summary.out_dir} ({summary.format}, dates {summary.dates})")
+    print("  " + ", ".join(f"{t}: {n:,}" for t, n in summary.row_counts.items()))
+    print(
+        f"  k={summary.k}: {deid['patients_released_unchanged']:,} patients unchanged, "
+        f"{deid['patients_generalised']:,} generalised, {deid['patients_suppressed']:,} suppressed"
+    )
+    for note in summary.notes:
+        print(f"  warning: {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m etl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -226,6 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("refresh", help="recompute the summary tables for every patient"))
     p.add_argument("--as-of", type=_date, default=None)
     p.set_defaults(func=cmd_refresh)
+
+    p = with_db(sub.add_parser("export", help="write a de-identified research bundle of a cohort"))
+    p.add_argument("--cohort", default=None, help="cohort definition JSON (default: every episode)")
+    p.add_argument("--out", required=True, help="bundle directory (new or empty)")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--k", type=int, default=5, help="smallest quasi-identifier group (default 5)")
+    p.add_argument(
+        "--dates",
+        choices=["relative", "shifted"],
+        default="relative",
+        help="relative: days since episode start + year (Safe Harbor, default); "
+        "shifted: per-patient date shift (limited data set / expert determination)",
+    )
+    p.add_argument("--skip-reasons", choices=["categories", "drop"], default="categories")
+    p.add_argument(
+        "--insecure-demo-key",
+        action="store_true",
+        help="without $OUTCOMES_EXPORT_KEY, use a public demo key (synthetic data only)",
+    )
+    p.add_argument("--json", action="store_true", help="print the export summary as JSON")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
