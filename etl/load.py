@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from etl import read as reader
 from etl.bulk import insert_rows, prepare_rows
 from etl.kinds import KINDS, LOAD_ORDER, Kind
-from etl.mapping import Mapping
+from etl.mapping import UNIT_FACTORS, Mapping
 from etl.pipeline import read_ahead
 from etl.stage_tables import stage_patients, stage_scores, stage_sessions
 from etl.summary import refresh_summaries
@@ -193,7 +193,7 @@ def load_file(
         file_kind = reader.resolve_kind(path, canonical, mapping, kind)
         result.kind = file_kind.name
         sha = reader.sha256_file(path)
-        previous = _previous_batch(engine, sha, file_kind.name)
+        previous = _previous_batch(engine, sha, file_kind.name, mapping.label)
         if previous is not None:
             _report_already_loaded(result, previous)
         else:
@@ -229,11 +229,12 @@ def load_file(
     return result
 
 
-def _previous_batch(engine: Engine, sha: str, kind: str) -> dict[str, Any] | None:
+def _previous_batch(engine: Engine, sha: str, kind: str, mapping: str) -> dict[str, Any] | None:
+    """The batch that already loaded these exact bytes as this kind with this same mapping, if any."""
     with engine.connect() as conn:
         row = conn.execute(
             select(etl_batches)
-            .where(etl_batches.c.sha256 == sha, etl_batches.c.kind == kind)
+            .where(etl_batches.c.sha256 == sha, etl_batches.c.kind == kind, etl_batches.c.mapping == mapping)
             .where(etl_batches.c.status.in_(("loaded", "loaded_with_rejects")))
             .order_by(etl_batches.c.batch_id.desc())
             .limit(1)
@@ -301,6 +302,19 @@ def _context(conn: Connection, as_of: date, mapping: Mapping) -> Context:
     )
 
 
+def _check_units(path: Path, mapping: Mapping, ctx: Context) -> None:
+    for code, unit in mapping.units.items():
+        rule = ctx.measures.get(code)
+        if rule is None:
+            raise reader.FileLevelError(
+                f"{path.name}: the mapping's [units] names {code!r}, not a measure code"
+            )
+        if unit != rule.unit and (unit, rule.unit) not in UNIT_FACTORS:
+            raise reader.FileLevelError(
+                f"{path.name}: the mapping gives {code} in {unit!r}, and there is no conversion to {rule.unit!r}"
+            )
+
+
 def _load_in_transaction(
     conn: Connection,
     path: Path,
@@ -320,7 +334,7 @@ def _load_in_transaction(
             file_name=path.name,
             sha256=sha,
             kind=kind.name,
-            mapping=None if mapping.name == "canonical" else mapping.name,
+            mapping=mapping.label,
             loaded_at=_now(),
             status="loading",
         )
@@ -331,6 +345,7 @@ def _load_in_transaction(
     table.drop(conn, checkfirst=True)
     table.create(conn)
     ctx = _context(conn, as_of, mapping)
+    _check_units(path, mapping, ctx)
     if kind.name == "visits":
         ignored = [c for c in canonical if c not in ctx.measures and c not in ("patient_id", "visit_date")]
         if ignored:
@@ -401,7 +416,7 @@ def _insert_rejects(conn: Connection, batch_id: int, chunk: reader.Chunk, reject
     source = chunk.frame.loc[
         by_line.loc[grouped.index].to_numpy(), chunk.frame.columns[: len(chunk.source_header)]
     ]
-    raws = reader.raw_text(source, chunk.source_header, list(source.columns))
+    raws = reader.raw_text(source, chunk.delimiter)
     conn.execute(
         etl_rejects.insert(),
         [

@@ -6,6 +6,7 @@ label spellings below apply either way, and a mapping's own labels are added to 
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,12 @@ class Mapping:
     date_formats: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
+    #: sha256 of the mapping file: a file loaded again with a different mapping is loaded again.
+    fingerprint: str = "canonical"
+
+    @property
+    def label(self) -> str:
+        return "canonical" if self.fingerprint == "canonical" else f"{self.name} ({self.fingerprint[:12]})"
 
     def canonical_header(self, header: list[str]) -> list[str]:
         """Rename a file's header to canonical names (case and surrounding space do not matter)."""
@@ -113,21 +120,54 @@ class Mapping:
         return self.date_formats.get(column, self.date_format)
 
 
+SOURCE_KEYS = {"name", "kind", "encoding", "delimiter", "decimal", "skip_rows"}
+SECTIONS = {"source", "columns", "values", "dates", "units", "constants"}
+#: Columns whose canonical values are fixed; a mapping may only map labels onto these.
+CANONICAL_VALUES: dict[str, set[str]] = {
+    "status": {"completed", "partial", "skipped", "missed"},
+    "setting": {"clinic", "home"},
+    "sex": {"F", "M", "X", "U"},
+    "side": {"", "left", "right", "both"},
+}
+KNOWN_UNITS = sorted({u for pair in UNIT_FACTORS for u in pair})
+
+
 def load_mapping(path: str | Path | None) -> Mapping:
+    """Read and check a mapping file; every mistake found is a MappingError naming the file and the key."""
     if path is None:
         return Mapping()
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
     except FileNotFoundError:
         raise MappingError(f"{path}: mapping file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{path}: not valid TOML ({exc})") from None
-    src = doc.get("source", {})
-    known = {"source", "columns", "values", "dates", "units", "constants"}
-    unknown = set(doc) - known
+    unknown = set(doc) - SECTIONS
     if unknown:
-        raise MappingError(f"{path}: unknown section(s) {sorted(unknown)}; expected {sorted(known)}")
+        raise MappingError(f"{path}: unknown section(s) {sorted(unknown)}; expected {sorted(SECTIONS)}")
+    src = doc.get("source", {})
+    bad_keys = set(src) - SOURCE_KEYS
+    if bad_keys:
+        raise MappingError(
+            f"{path}: unknown key(s) in [source]: {sorted(bad_keys)}; expected {sorted(SOURCE_KEYS)}"
+        )
+    values = {str(c): {str(k): str(v) for k, v in m.items()} for c, m in doc.get("values", {}).items()}
+    for column, labels in values.items():
+        allowed = CANONICAL_VALUES.get(column)
+        wrong = sorted({v for v in labels.values() if allowed is not None and v not in allowed})
+        if wrong:
+            raise MappingError(
+                f"{path}: [values.{column}] maps to {wrong}, which are not {column} values; "
+                f"use one of {sorted(allowed)}"
+            )
+    units = {str(k): str(v) for k, v in doc.get("units", {}).items()}
+    for measure, unit in units.items():
+        if unit not in KNOWN_UNITS:
+            raise MappingError(
+                f"{path}: [units] {measure} = {unit!r} is not a unit we convert; use one of {KNOWN_UNITS}"
+            )
     dates = doc.get("dates", {})
     return Mapping(
         name=src.get("name", path.stem),
@@ -137,9 +177,10 @@ def load_mapping(path: str | Path | None) -> Mapping:
         decimal=src.get("decimal", "."),
         skip_rows=int(src.get("skip_rows", 0)),
         columns={str(k): str(v) for k, v in doc.get("columns", {}).items()},
-        values={str(c): {str(k): str(v) for k, v in m.items()} for c, m in doc.get("values", {}).items()},
+        values=values,
         date_format=dates.get("format"),
         date_formats={str(k): str(v) for k, v in dates.items() if k != "format"},
-        units={str(k): str(v) for k, v in doc.get("units", {}).items()},
+        units=units,
         constants={str(k): str(v) for k, v in doc.get("constants", {}).items()},
+        fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from etl.kinds import KINDS, Kind, detect_kind
@@ -30,8 +31,9 @@ class Chunk:
     frame: pd.DataFrame
     #: Source line number of each row (the header is line 1 + skip_rows).
     lines: pd.Series
-    #: The file's own header, to rebuild a rejected row as it was.
+    #: The file's own header and separator, to rebuild a rejected row as it was.
     source_header: list[str]
+    delimiter: str = ","
 
 
 def sha256_file(path: Path) -> str:
@@ -131,8 +133,11 @@ def iter_chunks(
             chunksize=chunk_rows,
         )
         for raw in reader:
-            lines = pd.Series(range(next_line, next_line + len(raw)), index=raw.index, dtype="int64")
-            next_line += len(raw)
+            extra = _embedded_newlines(raw)  # a quoted cell spanning lines moves every later line down
+            lines = pd.Series(
+                next_line + np.arange(len(raw)) + (np.cumsum(extra) - extra), index=raw.index, dtype="int64"
+            )
+            next_line += len(raw) + int(extra.sum())
             raw.columns = source_header
             frame = raw.copy()
             frame.columns = canonical
@@ -144,7 +149,7 @@ def iter_chunks(
             empty = (frame == "").all(axis=1)
             if empty.any():
                 frame, lines, raw = frame[~empty], lines[~empty], raw[~empty]
-            yield Chunk(frame=frame, lines=lines, source_header=source_header)
+            yield Chunk(frame=frame, lines=lines, source_header=source_header, delimiter=mapping.delimiter)
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, mapping.encoding, exc) from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -158,12 +163,25 @@ def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> FileL
     )
 
 
-def raw_text(frame: pd.DataFrame, source_header: list[str], canonical_cols: list[str]) -> list[str]:
-    """Rebuild rejected rows as CSV text in the file's own column order."""
+def _embedded_newlines(raw: pd.DataFrame) -> np.ndarray:
+    """Newlines inside each record's quoted cells (zeros, cheaply, when there are none)."""
+    counts = np.zeros(len(raw), dtype="int64")
+    for col in raw.columns:
+        s = raw[col]
+        if s.dtype != object and not pd.api.types.is_string_dtype(s):
+            continue
+        has = s.str.contains("\n", regex=False)
+        if has.fillna(False).any():
+            counts += s.str.count("\n").fillna(0).to_numpy(dtype="int64")
+    return counts
+
+
+def raw_text(frame: pd.DataFrame, delimiter: str = ",") -> list[str]:
+    """Rebuild rejected rows as delimited text in the file's own column order and separator."""
     out = []
-    for values in frame[canonical_cols].itertuples(index=False, name=None):
+    for values in frame.itertuples(index=False, name=None):
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="").writerow(values)
+        csv.writer(buf, delimiter=delimiter, lineterminator="").writerow(values)
         out.append(buf.getvalue())
     return out
 

@@ -110,7 +110,10 @@ def _parse_dates(
     if fmt:
         parsed = pd.to_datetime(s, format=fmt, errors="coerce")
     elif with_time:
-        parsed = pd.to_datetime(s, format="ISO8601", errors="coerce")
+        # Keep the wall-clock time the clinic recorded: offsets differ across a DST change, and mixing them
+        # would make pandas refuse the whole column.
+        local = s.str.replace(r"(?:Z|[+-]\d{2}:?\d{2})$", "", regex=True)
+        parsed = pd.to_datetime(local, format="ISO8601", errors="coerce")
     else:
         parsed = pd.to_datetime(s, format=DATE_FMT, errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
@@ -130,6 +133,14 @@ def _labels(reasons: Reasons, s: pd.Series, col: str, ctx: Context, allowed_msg:
     mapped = s.str.lower().map(labels)
     reasons.add(mapped.isna() & (s != ""), quoting(f"{col}: unknown value ", s, f" ({allowed_msg})"))
     return mapped.fillna("")
+
+
+def _relabel(s: pd.Series, col: str, ctx: Context) -> pd.Series:
+    """Apply a mapping's own labels for an open-ended column (measure codes, exercise types); others pass."""
+    labels = {k.strip().lower(): v for k, v in ctx.mapping.values.get(col, {}).items()}
+    if not labels:
+        return s
+    return s.str.lower().map(labels).fillna(s)
 
 
 def _date_text(parsed: pd.Series) -> pd.Series:
@@ -275,7 +286,7 @@ PATIENT_VALUES = [
 def stage_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     reasons = Reasons(df.index)
     pid = _clean(df["patient_id"])
-    measure = _clean(df["measure"]).str.lower()
+    measure = _relabel(_clean(df["measure"]), "measure", ctx).str.lower()
     value_text = _clean(df["value"])
     _require(
         reasons, pd.DataFrame({"patient_id": pid, "measure": measure, "value": value_text}), SCORE_KEY[:2]
@@ -345,7 +356,11 @@ def stage_sessions(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     reasons = Reasons(df.index)
     pid = _clean(df["patient_id"])
     exercise = _clean(df["exercise"])
-    etype = _clean(df["exercise_type"]).str.casefold().str.replace(" ", "_", regex=False)
+    etype = (
+        _relabel(_clean(df["exercise_type"]), "exercise_type", ctx)
+        .str.lower()
+        .str.replace(" ", "_", regex=False)
+    )
     _require(
         reasons,
         pd.DataFrame({"patient_id": pid, "exercise": exercise, "exercise_type": etype}),

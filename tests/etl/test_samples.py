@@ -244,12 +244,6 @@ def test_line_numbers_count_blank_lines(engine, tmp_path):
     assert set(_rejects(engine, result.batch_id)) == {4}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="etl/read.py iter_chunks numbers records, not lines: a quoted cell spanning two lines shifts the "
-    "line numbers of every later reject by one",
-)
 def test_line_numbers_with_a_multi_line_cell(engine, tmp_path):
     _load_samples(engine)
     path = tmp_path / "sessions.csv"
@@ -272,12 +266,6 @@ def test_one_time_zone_offset_is_dropped(engine, tmp_path):
     assert when.isoformat() == "2026-10-08T09:00:00"  # the clinic's wall-clock time
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="etl/validate.py _parse_dates: pd.to_datetime(format='ISO8601') raises 'Mixed timezones detected' "
-    "when offsets differ (+02:00 before, +01:00 after the DST change); load_file does not catch it",
-)
 def test_offsets_across_a_dst_change_load(engine, tmp_path):
     _load_samples(engine)
     header = ["patient_id", "recorded_at", "measure", "value"]
