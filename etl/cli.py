@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from datetime import date
 from pathlib import Path
@@ -38,10 +39,23 @@ def _progress_printer(enabled: bool):
     return show
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    engine = make_engine(args.db)
+def _upgrade_and_refresh(engine) -> tuple[str | None, str]:
+    """Migrate to head; after an upgrade of an existing warehouse the marts are rebuilt (they are derived data,
+    and a new schema may add columns to them)."""
+    from etl.summary import refresh_all
+
     before = current_revision(engine)
     rev = upgrade(engine)
+    if before is not None and before != rev:
+        with engine.begin() as conn:
+            n = refresh_all(conn)
+        print(f"schema upgraded {before} -> {rev}: summaries rebuilt for {n:,} episodes", file=sys.stderr)
+    return before, rev
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    engine = make_engine(args.db)
+    before, rev = _upgrade_and_refresh(engine)
     print(f"warehouse {engine.url.render_as_string(hide_password=True)}: schema {before or 'none'} -> {rev}")
     return 0
 
@@ -66,7 +80,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         return 2
     engine = make_engine(args.db)
     if current_revision(engine) != head_revision():
-        upgrade(engine)
+        _upgrade_and_refresh(engine)
     show_progress = not args.json and sys.stderr.isatty() and not args.quiet
     results = load_files(
         engine,
@@ -290,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `python -m etl status | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     if hasattr(args, "db"):
         args.db = db_url_from_env(args.db)

@@ -74,3 +74,61 @@ def test_help_lists_every_command():
     res = subprocess.run([sys.executable, "-m", "etl", "--help"], cwd=ROOT, capture_output=True, text=True)
     for cmd in ("init", "generate", "load", "rejects", "status", "refresh"):
         assert cmd in res.stdout
+
+
+def test_init_after_a_schema_upgrade_rebuilds_the_summaries(tmp_path):
+    """Marts are derived data: after a migration (0002 added mart columns) `init` rebuilds them."""
+    from datetime import date, datetime
+
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from warehouse.db import make_engine
+    from warehouse.migrate import alembic_config, seed_catalogs
+    from warehouse.schema import episode_summary
+
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    engine = make_engine(db)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    seed_catalogs(engine)
+    with engine.begin() as conn:  # a warehouse as release 0001 left it (written with 0001's columns only)
+        conn.execute(
+            text(
+                "INSERT INTO etl_batches (batch_id, file_name, sha256, kind, loaded_at, status)"
+                " VALUES (1, 'x.csv', 'x', 'scores', :t, 'loaded')"
+            ),
+            {"t": datetime(2026, 11, 1)},
+        )
+        conn.execute(text("INSERT INTO clinics (clinic_id, batch_id) VALUES ('C1', 1)"))
+        conn.execute(
+            text("INSERT INTO therapists (therapist_id, clinic_id, batch_id) VALUES ('T1', 'C1', 1)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO patients (patient_id, clinic_id, therapist_id, birth_year, sex, batch_id, source_line)"
+                " VALUES ('P1', 'C1', 'T1', 1970, 'F', 1, 2)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO episodes (patient_id, start_date, side, batch_id, source_line)"
+                " VALUES ('P1', :d, '', 1, 2)"
+            ),
+            {"d": date(2026, 9, 1)},
+        )
+        for when, value in (("2026-09-01 00:00:00.000000", 7), ("2026-10-01 00:00:00.000000", 4)):
+            conn.execute(
+                text(
+                    "INSERT INTO scores (patient_id, measure, recorded_at, side, value, batch_id, source_line)"
+                    " VALUES ('P1', 'pain_leg', :w, '', :v, 1, 2)"
+                ),
+                {"w": when, "v": value},
+            )
+    res = etl("init", db=db)
+    assert res.returncode == 0, res.stderr
+    assert "schema 0001 -> " in res.stdout and "summaries rebuilt for 1 episodes" in res.stderr
+    with engine.connect() as conn:
+        assert conn.execute(select(episode_summary.c.pain_leg_change)).scalar_one() == -3
