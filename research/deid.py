@@ -206,7 +206,10 @@ class KAnonymityReport:
             "patients_released_unchanged": self.released_by_level.get(LEVELS[0], 0),
             "patients_generalised": self.generalised,
             "patients_suppressed": self.suppressed,
-            "released_by_level": dict(self.released_by_level),
+            "released_by_level": [
+                {"level": i, "meaning": label, "patients": self.released_by_level.get(label, 0)}
+                for i, label in enumerate(LEVELS)
+            ],
         }
 
 

@@ -63,6 +63,7 @@ from warehouse.schema import (
 FORMATS = ("csv", "parquet")
 BUNDLE_FORMAT = 1
 DEFAULT_BLOCK_PATIENTS = 2_000
+ROW_GROUP_ROWS = 65_536  # Parquet row group size (rows buffered at most: one group plus one read block)
 ALL_PATIENTS = CohortDefinition(
     name="all patients", description="every episode in the warehouse", require_baseline=False
 )
@@ -171,6 +172,8 @@ class _TableWriter:
         else:
             self._schema = pa.schema([pa.field(c.name, _ARROW[c.type]) for c in cols])
             self._pq = pq.ParquetWriter(path, self._schema, compression="zstd")
+            self._pending: list[pa.Table] = []
+            self._pending_rows = 0
 
     def write(self, df: pd.DataFrame) -> None:
         if df.empty:
@@ -180,13 +183,31 @@ class _TableWriter:
             df.to_csv(self._fh, header=False, index=False, lineterminator="\n")
         else:
             table = pa.Table.from_pandas(df, schema=self._schema, preserve_index=False)
-            self._pq.write_table(table.replace_schema_metadata(None))
+            self._pending.append(table.replace_schema_metadata(None))
+            self._pending_rows += len(df)
+            if self._pending_rows >= ROW_GROUP_ROWS:
+                self._flush(final=False)
         self.rows += len(df)
+
+    def _flush(self, final: bool) -> None:
+        """Row groups of exactly ROW_GROUP_ROWS rows (the last one shorter), whatever the read blocks were:
+        the file's bytes do not depend on block_patients."""
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        full = (len(table) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
+        cut = len(table) if final else full
+        for start in range(0, cut, ROW_GROUP_ROWS):
+            self._pq.write_table(table.slice(start, min(ROW_GROUP_ROWS, cut - start)).combine_chunks())
+        rest = table.slice(cut)
+        self._pending = [rest] if len(rest) else []
+        self._pending_rows = len(rest)
 
     def close(self) -> None:
         if self.fmt == "csv":
             self._fh.close()
         else:
+            self._flush(final=True)
             self._pq.close()
 
 
@@ -464,7 +485,7 @@ def _write_block(conn, writers, block, ep_ids, info, as_of, rules, shifted, skip
     def attach(df: pd.DataFrame, col: str) -> pd.DataFrame:
         df = _assign(df, windows, col)
         df = df[df["episode_id"].isin(wanted)]
-        return df.join(info, on="episode_id", rsuffix="_ep")
+        return df.join(info, on="episode_id")
 
     # sessions
     s = sessions.c
