@@ -109,16 +109,16 @@ def test_no_identifier_survives(warehouse: Engine, tmp_path: Path):
     assert read(tmp_path / "pq", "sessions")["skip_reason"].isna().all()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_same_definition_gives_identical_files(warehouse: Engine, tmp_path: Path, fmt: str):
-    a = export_bundle(warehouse, tmp_path / "a", STUDY, key=TEST_KEY, fmt=fmt, block_patients=7)
-    b = export_bundle(warehouse, tmp_path / "b", STUDY, key=TEST_KEY, fmt=fmt)
-    assert a.row_counts == b.row_counts and a.row_counts["episodes"] > 0
-    assert data_hashes(tmp_path / "a") == data_hashes(tmp_path / "b") == a.files
-    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert manifest["files"] == a.files
-    for table, entry in manifest["tables"].items():
-        assert entry["rows"] == len(read(tmp_path / "a", table)), table
+def test_same_definition_gives_identical_files(warehouse: Engine, tmp_path: Path):
+    for fmt in ("csv", "parquet"):
+        a = export_bundle(warehouse, tmp_path / f"{fmt}-a", STUDY, key=TEST_KEY, fmt=fmt, block_patients=7)
+        b = export_bundle(warehouse, tmp_path / f"{fmt}-b", STUDY, key=TEST_KEY, fmt=fmt)
+        assert a.row_counts == b.row_counts and a.row_counts["episodes"] > 0
+        assert data_hashes(tmp_path / f"{fmt}-a") == data_hashes(tmp_path / f"{fmt}-b") == a.files, fmt
+        manifest = json.loads((tmp_path / f"{fmt}-a" / "manifest.json").read_text())
+        assert manifest["files"] == a.files
+        for table, entry in manifest["tables"].items():
+            assert entry["rows"] == len(read(tmp_path / f"{fmt}-a", table)), (fmt, table)
 
 
 def test_cohort_json_in_the_bundle_rebuilds_the_same_bundle(warehouse: Engine, tmp_path: Path):
