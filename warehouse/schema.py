@@ -284,3 +284,56 @@ episode_measure_summary = Table(
     Column("worsened", Boolean, comment="moved the wrong way by at least the threshold"),
     Index("ix_episode_measure_summary_measure", "measure", "mcid_reached"),
 )
+
+
+# =================================================================================================================
+# --- access control and audit (dashboard login, migration 0003) ---------------------------------------------------
+# Users of the dashboard and an append-only audit trail. Kept apart from the clinical tables: nothing here is loaded
+# by the ETL. `audit_log` rows are only ever inserted (triggers refuse UPDATE and DELETE, see migration 0003); the
+# failed-login rows in it are also what the login throttle counts, so every worker process agrees.
+ROLES = ("therapist", "manager", "researcher", "admin")
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200)),
+    Column("password_hash", String(255), nullable=False, comment="argon2id, never a plain password"),
+    Column("role", String(16), nullable=False),
+    Column("therapist_id", String(64), comment="role therapist: whose caseload the user sees"),
+    Column("clinic_ids", Text, comment="role manager: the clinics the user sees, comma-separated"),
+    Column("is_active", Boolean, nullable=False, server_default="1"),
+    Column(
+        "session_version",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="bumped on logout, disable, role or password change: older session cookies stop working",
+    ),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("password_changed_at", DateTime, nullable=False),
+    Column("last_login_at", DateTime),
+    CheckConstraint("role IN ('therapist', 'manager', 'researcher', 'admin')", name="role"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("audit_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("user_id", Integer, comment="NULL for a failed login with an unknown name"),
+    Column("username", String(64), comment="as typed, for failed logins"),
+    Column("role", String(16)),
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False, comment="ok, failed, locked, denied, not_found"),
+    Column("target", String(200), comment="patient id, user name or file the action was about"),
+    Column("detail", Text, comment="JSON: filters, cohort definition, row counts"),
+    Column("ip", String(64)),
+    Column("request_id", String(32)),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_username_at", "username", "at"),
+    Index("ix_audit_log_ip_at", "ip", "at"),
+    Index("ix_audit_log_action_at", "action", "at"),
+)
