@@ -15,6 +15,8 @@ from dash import Dash, Input, Output, dcc, html
 from sqlalchemy import Engine
 
 from dashboard import ids
+from dashboard.auth import AuthConfig
+from dashboard.auth import web as auth_web
 from dashboard.context import AppContext
 from dashboard.flags import FlagRules
 from dashboard.pages import caseload, not_found_404, patient
@@ -61,11 +63,19 @@ def create_app(
     flag_rules: FlagRules | None = None,
     page_size: int = 25,
     title: str = APP_TITLE,
+    auth: AuthConfig | None = None,
 ) -> Dash:
     """A Dash app reading the warehouse behind `engine`, as the viewer `scope_provider()` returns per request.
 
     flag_rules: thresholds of the caseload flags; by default taken from the measures catalog in the warehouse.
+    auth: login, roles and audit (`dashboard.auth`); the scope then comes from the signed-in user and
+        `scope_provider` must be left out. None (the default, for tests and embedding) serves `scope_provider`'s
+        view without login; the entry points (`python -m dashboard`, `dashboard.wsgi`) always pass one.
     """
+    if auth is not None:
+        if scope_provider is not clinic_wide_viewer:
+            raise ValueError("with auth, the scope comes from the signed-in user: pass no scope_provider")
+        scope_provider = auth_web.session_scope
     if flag_rules is None:
         flag_rules = FlagRules.from_catalog(measures_catalog(engine).to_dict("records"))
     ctx = AppContext(engine=engine, scope_provider=scope_provider, flag_rules=flag_rules, page_size=page_size)
@@ -103,4 +113,9 @@ def create_app(
         return f"Viewing: {ctx.scope().describe()}"
 
     app.server.config["OUTCOMES_CONTEXT"] = ctx
+    # --- login, roles, audit and HTTP hardening (dashboard.auth) ---
+    if auth is not None:
+        auth_web.install(app, ctx, auth)
+    else:
+        auth_web.install_hardening(app)
     return app

@@ -300,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the export summary as JSON")
     p.set_defaults(func=cmd_export)
+
+    from etl.users import add_parser as add_users_parser  # `users` command group (dashboard logins)
+
+    add_users_parser(sub, with_db)
     return parser
 
 

@@ -148,6 +148,9 @@ def test_cli_arguments(monkeypatch):
 
 
 def test_cli_main_serves_the_given_warehouse(monkeypatch, sqlite_warehouse):
+    from dashboard.auth.users import add_user
+
+    add_user(sqlite_warehouse, "admin", "a long enough password", "admin")  # with login, no users = no start
     url = str(sqlite_warehouse.url)
     served = {}
     monkeypatch.setattr("dash.Dash.run", lambda self, **kw: served.update(kw, app=self))
@@ -159,11 +162,16 @@ def test_cli_main_serves_the_given_warehouse(monkeypatch, sqlite_warehouse):
 
 
 def test_wsgi_server_reads_the_environment_lazily(monkeypatch, sqlite_warehouse):
+    from dashboard.auth.users import add_user
+
+    add_user(sqlite_warehouse, "admin", "a long enough password", "admin")  # production start needs a user
     monkeypatch.setattr(wsgi, "_server", None)
     monkeypatch.setenv("OUTCOMES_DB_URL", str(sqlite_warehouse.url))
+    monkeypatch.setenv("OUTCOMES_SECRET_KEY", "s" * 40)
     server = wsgi.server
     assert server.config["OUTCOMES_CONTEXT"].engine.url.database == sqlite_warehouse.url.database
-    assert server.test_client().get("/").status_code == 200
+    assert server.test_client().get("/login").status_code == 200
+    assert server.test_client().get("/").headers["Location"].startswith("/login")  # login required
     assert wsgi.application is server
     with pytest.raises(AttributeError):
         wsgi.nothing  # noqa: B018

@@ -42,9 +42,12 @@ def test_gunicorn_two_workers_serve_the_dashboard(tmp_path):
     load_files(
         engine, list(generate(tmp_path / "gen", 20, seed=1, as_of=AS_OF, dirty=False).values()), as_of=AS_OF
     )
+    from dashboard.auth.users import add_user
+
+    add_user(engine, "manager", "a long enough password", "manager", clinic_ids=["C01", "C02", "C03"])
     engine.dispose()
     port = _free_port()
-    env = {**os.environ, "OUTCOMES_DB_URL": url}
+    env = {**os.environ, "OUTCOMES_DB_URL": url, "OUTCOMES_SECRET_KEY": "s" * 40}
     proc = subprocess.Popen(
         [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "dashboard.wsgi:server"],
         cwd=ROOT,
@@ -65,10 +68,16 @@ def test_gunicorn_two_workers_serve_the_dashboard(tmp_path):
                         f"gunicorn did not start: {proc.stdout.read() if proc.poll() is not None else ''}"
                     )
                 time.sleep(0.3)
-        assert status == 200 and "_dash-config" in body
+        assert (
+            status == 200 and "Sign in" in body
+        )  # login first: the session cookie is shared by both workers
+        from dashboard.auth.client import SignedInOpener
+
+        client = SignedInOpener(f"http://127.0.0.1:{port}", "manager", "a long enough password")
+        assert "_dash-config" in client.get("/")[1]
         for _ in range(4):  # several requests, so both workers answer
-            assert _get(f"http://127.0.0.1:{port}/_dash-layout")[0] == 200
-            assert _get(f"http://127.0.0.1:{port}/patients/P000001")[0] == 200
+            assert client.get("/_dash-layout")[0] == 200
+            assert client.get("/patients/P000001")[0] == 200
     finally:
         proc.terminate()
         proc.wait(timeout=20)
