@@ -134,3 +134,24 @@ def to_csv(df: pd.DataFrame) -> str:
     for rec in df.astype(object).where(df.notna(), None).itertuples(index=False):
         writer.writerow([_cell(v) for v in rec])
     return out.getvalue()
+
+
+def record_export(
+    engine: Engine, summary: Any, *, username: str | None = None, ip: str | None = None
+) -> None:
+    """One `export` row for a research export (`research.export.ExportSummary`): who, the cohort definition and
+    the row counts. For `research.export.record_export` to call."""
+    record(
+        engine,
+        "export",
+        username=username or getattr(summary, "user", None),
+        target=str(getattr(summary, "out_dir", ""))[:200],
+        detail={
+            "cohort": json.loads(summary.cohort_json) if getattr(summary, "cohort_json", None) else None,
+            "row_counts": getattr(summary, "row_counts", None),
+            "format": getattr(summary, "format", None),
+            "dates": getattr(summary, "dates", None),
+            "k": getattr(summary, "k", None),
+        },
+        ip=ip,
+    )

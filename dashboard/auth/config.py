@@ -103,4 +103,4 @@ class AuthConfig:
     @classmethod
     def for_tests(cls, **overrides) -> AuthConfig:
         """A fixed key and plain-HTTP cookies, for the test client and local browser tests."""
-        return cls(secret_key="test-" + "k" * 40, cookie_secure="never", **overrides)
+        return cls(**{"secret_key": "test-" + "k" * 40, "cookie_secure": "never", **overrides})

@@ -239,7 +239,9 @@ class AuthLayer:
             return None
         if path == CALLBACK_PATH:
             return self._authorize_callback(user)
-        if path in DASH_READ_PATHS or path in ("/logout",):
+        if path == "/logout":
+            return None if request.method == "POST" else _plain(405, "Method not allowed.")
+        if path in DASH_READ_PATHS:
             return None
         if path == AUDIT_CSV:
             return None if user.role == "admin" else self._deny(user, path)
