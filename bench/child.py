@@ -132,13 +132,23 @@ def case_ours(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def case_naive(p: dict[str, Any]) -> dict[str, Any]:
-    """pandas.read_csv(path) + DataFrame.to_sql(...) with default settings (no chunksize, no method)."""
+    """pandas.read_csv(path) + DataFrame.to_sql(...) with default settings (no chunksize, no method).
+
+    SQLite: into a `sqlite3` connection, or (via=sqlalchemy) a SQLAlchemy engine; PostgreSQL: a SQLAlchemy engine.
+    """
 
     def go() -> dict[str, Any]:
         import pandas as pd
 
         df = pd.read_csv(p["scores"])
-        if p["backend"] == "sqlite":
+        if p["backend"] == "sqlite" and p.get("via") == "sqlalchemy":
+            from sqlalchemy import create_engine, event
+
+            engine = create_engine(f"sqlite:///{p['db']}")
+            event.listen(engine, "connect", lambda dbapi, _rec: [dbapi.execute(x) for x in SQLITE_PRAGMAS])
+            df.to_sql("scores_naive", engine)
+            engine.dispose()
+        elif p["backend"] == "sqlite":
             import sqlite3
 
             con = sqlite3.connect(p["db"])

@@ -106,6 +106,14 @@ def machine_info() -> dict[str, Any]:
         info["git_commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
         ).stdout.strip()
+        # the loader measured is the working tree's: record where it differs from that commit
+        info["uncommitted_changes"] = subprocess.run(
+            ["git", "status", "--porcelain", "--", "etl", "warehouse"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()
     return info
 
 
@@ -195,6 +203,8 @@ def run_size(args: argparse.Namespace, n: int, server: pg.PgServer | None, pg_sk
         else:
             params = {**common, "backend": "sqlite", "db": "naive.sqlite"}
             c["sqlite.naive"] = run_case("sqlite.naive", "naive", params, args.tmp_dir, args.timeout)
+            params["via"] = "sqlalchemy"
+            c["sqlite.naive_sa"] = run_case("sqlite.naive_sa", "naive", params, args.tmp_dir, args.timeout)
     if "floor" in g:
         for shape, name in (("plain", "sqlite.floor"), ("pk", "sqlite.floor_pk")):
             params = {**common, "db": "floor.sqlite", "shape": shape}

@@ -9,7 +9,8 @@ SQLITE_ROWS = [
     ("sqlite.ours", "first", "ours: etl load_file, validated"),
     ("sqlite.ours", "same_file", "ours: same file again (sha256 match)"),
     ("sqlite.ours", "reexport", "ours: re-export, same rows (0 new)"),
-    ("sqlite.naive", "first", "naive: read_csv + to_sql"),
+    ("sqlite.naive", "first", "naive: read_csv + to_sql (sqlite3 conn)"),
+    ("sqlite.naive_sa", "first", "naive: read_csv + to_sql (SQLAlchemy)"),
     ("sqlite.floor", "first", "raw floor: executemany, plain table"),
     ("sqlite.floor_pk", "first", "raw floor: executemany, PK WITHOUT ROWID"),
 ]
@@ -64,6 +65,8 @@ def ratios(size: dict[str, Any]) -> list[dict[str, Any]]:
     ours = seconds(c, "sqlite.ours")
     if "sqlite.ours" in c or "sqlite.naive" in c:
         ratio("SQLite: x faster than naive (naive / ours)", seconds(c, "sqlite.naive"), ours, ">=", 3)
+    if "sqlite.naive_sa" in c:
+        ratio("SQLite: x faster than naive via SQLAlchemy", seconds(c, "sqlite.naive_sa"), ours, None, None)
     if "sqlite.ours" in c or "sqlite.floor" in c:
         ratio("SQLite: x the raw floor (ours / floor)", ours, seconds(c, "sqlite.floor"), "<=", 2)
     if "sqlite.floor_pk" in c:
@@ -159,7 +162,8 @@ def render(results: dict[str, Any]) -> str:
         f"{m.get('mem_total_gb', '?')} GB RAM, Python {m['python']}, SQLite {m['sqlite']}"
         + (f", PostgreSQL {m['postgresql']}" if m.get("postgresql") else "")
         + ")",
-        f"load average before {m['load_before']}, after {m.get('load_after', '?')}",
+        f"load average before {m['load_before']}, after {m.get('load_after', '?')}; commit {m.get('git_commit')}"
+        + (" + uncommitted changes in etl/warehouse" if m.get("uncommitted_changes") else ""),
     ]
     for size in results["sizes"]:
         n = size["rows"]
