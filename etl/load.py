@@ -43,6 +43,7 @@ from etl.validate import (
     SESSION_VALUES,
     Context,
     MeasureRule,
+    Staged,
     stage,
 )
 from warehouse.config import SummaryRules
@@ -132,10 +133,11 @@ def order_files(paths: Sequence[Path], mapping: Mapping, forced_kind: str | None
 
     def rank(p: Path) -> int:
         try:
-            _, canonical = reader.read_header(p, mapping)
-            kind = reader.resolve_kind(p, canonical, mapping, forced_kind)
-            return LOAD_ORDER.index(kind.name)
-        except reader.FileLevelError:
+            if reader.detect_format(p, mapping) == "fhir":
+                return 0  # brings its own patients
+            source = reader.open_source(p, mapping, forced_kind)
+            return LOAD_ORDER.index(source.batch_kind)
+        except (reader.FileLevelError, OSError):
             return len(LOAD_ORDER)
 
     return sorted(paths, key=rank)
@@ -187,30 +189,15 @@ def load_file(
     result = BatchResult(file=str(path))
     started = time.perf_counter()
     try:
-        if not path.is_file():
-            raise reader.FileLevelError(f"{path.name}: no such file")
-        source_header, canonical = reader.read_header(path, mapping)
-        file_kind = reader.resolve_kind(path, canonical, mapping, kind)
-        result.kind = file_kind.name
+        source = reader.open_source(path, mapping, kind)
+        result.kind = source.batch_kind
         sha = reader.sha256_file(path)
-        previous = _previous_batch(engine, sha, file_kind.name, mapping.label)
+        previous = _previous_batch(engine, sha, source.batch_kind, mapping.label)
         if previous is not None:
             _report_already_loaded(result, previous)
         else:
             with engine.begin() as conn:
-                _load_in_transaction(
-                    conn,
-                    path,
-                    sha,
-                    file_kind,
-                    mapping,
-                    source_header,
-                    canonical,
-                    as_of,
-                    chunk_rows,
-                    result,
-                    progress,
-                )
+                _load_in_transaction(conn, path, sha, source, mapping, as_of, chunk_rows, result, progress)
                 if result.patients_touched:
                     if progress:
                         progress(
@@ -315,25 +302,42 @@ def _check_units(path: Path, mapping: Mapping, ctx: Context) -> None:
             )
 
 
+def _check_codes(path: Path, mapping: Mapping, ctx: Context) -> None:
+    """A FHIR mapping's [codes] must name measures of the catalog, its [sessions] exercise types."""
+    for code, measure in mapping.codes.items():
+        if measure not in ctx.measures:
+            raise reader.FileLevelError(
+                f"{path.name}: the mapping's [codes] maps {code!r} to {measure!r}, not a measure code "
+                f"(measures: {', '.join(sorted(ctx.measures))})"
+            )
+    for code, etype in mapping.session_codes.items():
+        if etype not in ctx.exercise_types:
+            raise reader.FileLevelError(
+                f"{path.name}: the mapping's [sessions] maps {code!r} to {etype!r}, not an exercise type "
+                f"(types: {', '.join(sorted(ctx.exercise_types))})"
+            )
+
+
 def _load_in_transaction(
     conn: Connection,
     path: Path,
     sha: str,
-    kind: Kind,
+    source: Any,
     mapping: Mapping,
-    source_header: list[str],
-    canonical: list[str],
     as_of: date,
     chunk_rows: int,
     result: BatchResult,
     progress: Progress | None,
 ) -> None:
+    """Every kind of the file (one for CSV and spreadsheets; patients, scores, sessions for FHIR) in this one
+    transaction and batch. Each kind is a segment: its chunks are read ahead while the previous one merges, but a
+    segment starts only after the previous one merged (facts must see the patients of the same file)."""
     batch_id = conn.execute(
         etl_batches.insert()
         .values(
             file_name=path.name,
             sha256=sha,
-            kind=kind.name,
+            kind=source.batch_kind,
             mapping=mapping.label,
             loaded_at=_now(),
             status="loading",
@@ -341,52 +345,45 @@ def _load_in_transaction(
         .returning(etl_batches.c.batch_id)
     ).scalar_one()
     result.batch_id = batch_id
-    table = STAGE_TABLE[kind.name]
-    table.drop(conn, checkfirst=True)
-    table.create(conn)
     ctx = _context(conn, as_of, mapping)
     _check_units(path, mapping, ctx)
-    if kind.name == "visits":
-        ignored = [c for c in canonical if c not in ctx.measures and c not in ("patient_id", "visit_date")]
+    _check_codes(path, mapping, ctx)
+    messages = [source.message()]
+    if source.batch_kind == "visits":
+        ignored = [
+            c
+            for c in source.canonical
+            if c and c not in ctx.measures and c not in ("patient_id", "visit_date")
+        ]
         if ignored:
-            result.message = "ignored columns (not measure codes): " + ", ".join(ignored)
+            messages.append("ignored columns (not measure codes): " + ", ".join(ignored))
+    result.message = "; ".join(m for m in messages if m) or None
     t0 = time.perf_counter()
-
-    def prepared():
-        for chunk in reader.iter_chunks(path, mapping, source_header, canonical, chunk_rows):
-            staged = stage(kind, chunk.frame, chunk.lines, ctx)
-            yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else []
-
+    created: set[str] = set()
     seen_patients: set[str] = set()
-    for chunk, staged, stage_rows in read_ahead(prepared()):
-        chunk_patients = set(staged.rows["patient_id"].unique().tolist()) if len(staged.rows) else set()
-        result.rows_read += len(chunk.frame)
-        result.rows_unchanged += staged.duplicate_lines
-        rejects = staged.rejects
-        if len(staged.rows):
-            conn.execute(table.delete())
-            insert_rows(conn, table, stage_rows)
-            if kind.name == "patients":
-                conflicts = _merge_patients(conn, batch_id, result)
-            else:
-                spec = {"scores": SCORE_SPEC, "visits": VISIT_SPEC, "sessions": SESSION_SPEC}[kind.name]
-                if kind.name == "sessions":
-                    _add_exercises(conn)
-                fresh = _fresh_patients(conn, spec.target, chunk_patients, seen_patients)
-                new_lines = int(staged.rows["line"].nunique()) if fresh else None
-                conflicts = _merge_facts(conn, spec, batch_id, result, new_lines)
-            if len(conflicts):
-                rejects = pd.concat([rejects, conflicts], ignore_index=True)
-            seen_patients.update(chunk_patients)
-            result.patients_touched.update(chunk_patients)
-        if len(rejects):
-            _insert_rejects(conn, batch_id, chunk, rejects)
-            result.rows_rejected += rejects["line"].nunique()
-        if progress:
-            rate = result.rows_read / max(time.perf_counter() - t0, 1e-9)
-            progress(
-                f"{path.name}: {result.rows_read:,} rows read, {result.rows_rejected:,} rejected ({rate:,.0f} rows/s)"
-            )
+    for kind, chunks in source.segments(chunk_rows):
+        table = STAGE_TABLE[kind.name]
+        if table.name not in created:
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+            created.add(table.name)
+
+        def prepared(chunks=chunks, kind=kind, table=table):
+            for chunk in chunks:
+                if len(chunk.frame):
+                    staged = stage(kind, chunk.frame, chunk.lines, ctx)
+                else:  # only rows the reader rejected
+                    staged = Staged(rows=pd.DataFrame(), rejects=pd.DataFrame({"line": [], "reasons": []}))
+                yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else []
+
+        for chunk, staged, stage_rows in read_ahead(prepared()):
+            _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
+            if progress:
+                rate = result.rows_read / max(time.perf_counter() - t0, 1e-9)
+                progress(
+                    f"{path.name}: {result.rows_read:,} rows read, {result.rows_rejected:,} rejected "
+                    f"({rate:,.0f} rows/s)"
+                )
     result.rows_loaded = result.rows_inserted + result.rows_updated
     result.status = "loaded_with_rejects" if result.rows_rejected else "loaded"
     conn.execute(
@@ -410,8 +407,73 @@ def _load_in_transaction(
             conn.exec_driver_sql(f"ANALYZE {t.name}")
 
 
+def _load_chunk(
+    conn: Connection,
+    kind: Kind,
+    table: Table,
+    chunk: reader.Chunk,
+    staged: Staged,
+    stage_rows: list[tuple],
+    batch_id: int,
+    result: BatchResult,
+    ctx: Context,
+    seen_patients: set[str],
+) -> None:
+    chunk_patients = set(staged.rows["patient_id"].unique().tolist()) if len(staged.rows) else set()
+    result.rows_read += chunk.rows_read
+    result.rows_unchanged += staged.duplicate_lines
+    rejects = staged.rejects
+    if len(staged.rows):
+        conn.execute(table.delete())
+        insert_rows(conn, table, stage_rows)
+        if kind.name == "patients":
+            conflicts = _merge_patients(conn, batch_id, result)
+            # facts later in the same file (FHIR) refer to these patients
+            ctx.known_patients.update(chunk_patients)
+        else:
+            spec = {"scores": SCORE_SPEC, "visits": VISIT_SPEC, "sessions": SESSION_SPEC}[kind.name]
+            if spec is SCORE_SPEC and staged.rows["line"].duplicated().any():
+                spec = VISIT_SPEC  # several scores from one source row (a FHIR panel): count by row
+            if kind.name == "sessions":
+                _add_exercises(conn)
+            fresh = _fresh_patients(conn, spec.target, chunk_patients, seen_patients)
+            new_lines = int(staged.rows["line"].nunique()) if fresh else None
+            conflicts = _merge_facts(conn, spec, batch_id, result, new_lines)
+        if len(conflicts):
+            rejects = pd.concat([rejects, conflicts], ignore_index=True)
+        seen_patients.update(chunk_patients)
+        result.patients_touched.update(chunk_patients)
+    if len(rejects):
+        _insert_rejects(conn, batch_id, chunk, rejects)
+        result.rows_rejected += rejects["line"].nunique()
+    if chunk.rejects is not None and len(chunk.rejects):
+        pre = chunk.rejects
+        conn.execute(
+            etl_rejects.insert(),
+            [
+                {"batch_id": batch_id, "source_line": int(line), "raw_row": raw, "reasons": reasons}
+                for line, reasons, raw in pre[["line", "reasons", "raw"]].itertuples(index=False, name=None)
+            ],
+        )
+        result.rows_rejected += int(pre["line"].nunique())
+
+
 def _insert_rejects(conn: Connection, batch_id: int, chunk: reader.Chunk, rejects: pd.DataFrame) -> None:
     grouped = rejects.groupby("line", sort=True)["reasons"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+    if chunk.raw is not None:  # the source keeps each row as it came (FHIR: the resource JSON)
+        conn.execute(
+            etl_rejects.insert(),
+            [
+                {
+                    "batch_id": batch_id,
+                    "source_line": int(line),
+                    "raw_row": str(chunk.raw.get(line, "")),
+                    "reasons": r,
+                }
+                for line, r in grouped.items()
+            ],
+        )
+        return
     by_line = pd.Series(chunk.frame.index, index=chunk.lines.to_numpy())
     source = chunk.frame.loc[
         by_line.loc[grouped.index].to_numpy(), chunk.frame.columns[: len(chunk.source_header)]

@@ -95,6 +95,17 @@ class Mapping:
     date_formats: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
+    #: Input format: "csv", "xlsx" or "fhir"; None = recognised from the file name and content.
+    format: str | None = None
+    #: Spreadsheets: the sheet to read (default the first) and the 1-based row of the header (default: found).
+    sheet: str | None = None
+    header_row: int | None = None
+    #: FHIR: "system|code" -> measure, added to the built-in LOINC codes (etl/fhir.py).
+    codes: dict[str, str] = field(default_factory=dict)
+    #: FHIR: "system|code" of a Procedure or Encounter type -> exercise_type; those resources become sessions.
+    session_codes: dict[str, str] = field(default_factory=dict)
+    #: FHIR: which Patient identifier (by system) is the patient_id; default the resource id.
+    patient_identifier_system: str | None = None
     #: sha256 of the mapping file: a file loaded again with a different mapping is loaded again.
     fingerprint: str = "canonical"
 
@@ -120,8 +131,20 @@ class Mapping:
         return self.date_formats.get(column, self.date_format)
 
 
-SOURCE_KEYS = {"name", "kind", "encoding", "delimiter", "decimal", "skip_rows"}
-SECTIONS = {"source", "columns", "values", "dates", "units", "constants"}
+SOURCE_KEYS = {
+    "name",
+    "kind",
+    "encoding",
+    "delimiter",
+    "decimal",
+    "skip_rows",
+    "format",
+    "sheet",
+    "header_row",
+    "patient_identifier_system",
+}
+SECTIONS = {"source", "columns", "values", "dates", "units", "constants", "codes", "sessions"}
+FORMATS = ("csv", "xlsx", "fhir")
 #: Columns whose canonical values are fixed; a mapping may only map labels onto these.
 CANONICAL_VALUES: dict[str, set[str]] = {
     "status": {"completed", "partial", "skipped", "missed"},
@@ -169,6 +192,20 @@ def load_mapping(path: str | Path | None) -> Mapping:
                 f"{path}: [units] {measure} = {unit!r} is not a unit we convert; use one of {KNOWN_UNITS}"
             )
     dates = doc.get("dates", {})
+    fmt = src.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise MappingError(f"{path}: [source] format = {fmt!r}; use one of {list(FORMATS)}")
+    header_row = src.get("header_row")
+    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
+        raise MappingError(f"{path}: [source] header_row must be a row number (1 = the first row)")
+    codes = {str(k): str(v) for k, v in doc.get("codes", {}).items()}
+    session_codes = {str(k): str(v) for k, v in doc.get("sessions", {}).items()}
+    for section, table in (("codes", codes), ("sessions", session_codes)):
+        bad = sorted(k for k in table if "|" not in k)
+        if bad:
+            raise MappingError(
+                f'{path}: [{section}] keys must be "system|code" (e.g. "http://loinc.org|72514-3"), not {bad}'
+            )
     return Mapping(
         name=src.get("name", path.stem),
         kind=src.get("kind"),
@@ -182,5 +219,11 @@ def load_mapping(path: str | Path | None) -> Mapping:
         date_formats={str(k): str(v) for k, v in dates.items() if k != "format"},
         units=units,
         constants={str(k): str(v) for k, v in doc.get("constants", {}).items()},
+        format=fmt,
+        sheet=src.get("sheet"),
+        header_row=header_row,
+        codes=codes,
+        session_codes=session_codes,
+        patient_identifier_system=src.get("patient_identifier_system"),
         fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )

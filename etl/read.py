@@ -34,6 +34,16 @@ class Chunk:
     #: The file's own header and separator, to rebuild a rejected row as it was.
     source_header: list[str]
     delimiter: str = ","
+    #: The row as it came, by line (FHIR: the resource JSON); None: rebuilt from the cells in the file's order.
+    raw: pd.Series | None = None
+    #: Rows the reader itself rejected (malformed resources): columns line, reasons, raw.
+    rejects: pd.DataFrame | None = None
+
+    @property
+    def rows_read(self) -> int:
+        """Input rows in this chunk (one resource can make several rows: a panel's components)."""
+        n = int(self.lines.nunique()) if self.raw is not None else len(self.frame)
+        return n + (len(self.rejects) if self.rejects is not None else 0)
 
 
 def sha256_file(path: Path) -> str:
@@ -78,8 +88,13 @@ def read_header(path: Path, mapping: Mapping) -> tuple[list[str], list[str]]:
         raise _encoding_error(path, mapping.encoding, exc) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise FileLevelError(f"{path.name}: not a readable CSV file ({_one_line(exc)})") from None
-    source = [str(c) for c in head.columns]
+    source = [_blank_unnamed(str(c)) for c in head.columns]
     return source, mapping.canonical_header(source)
+
+
+def _blank_unnamed(name: str) -> str:
+    """pandas names an empty header cell 'Unnamed: 3': such a column (trailing separators) has no name."""
+    return "" if name.startswith("Unnamed: ") and name[9:].split(".")[0].isdigit() else name
 
 
 def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str | None) -> Kind:
@@ -109,7 +124,7 @@ def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str
         raise FileLevelError(
             f"{path.name}: {kind.name} file is missing required column(s): {', '.join(missing)}"
         )
-    dupes = sorted({c for c in canonical if canonical.count(c) > 1 and c})
+    dupes = sorted({c for c in canonical if c and canonical.count(c) > 1})
     if dupes:
         raise FileLevelError(f"{path.name}: column(s) appear more than once: {', '.join(dupes)}")
     return kind
@@ -138,22 +153,125 @@ def iter_chunks(
                 next_line + np.arange(len(raw)) + (np.cumsum(extra) - extra), index=raw.index, dtype="int64"
             )
             next_line += len(raw) + int(extra.sum())
-            raw.columns = source_header
-            frame = raw.copy()
-            frame.columns = canonical
-            frame = frame.fillna("")
-            for col, value in mapping.constants.items():
-                if col not in frame.columns:
-                    frame[col] = value
-            # Blank lines are not rows: drop them (their line numbers simply do not appear).
-            empty = (frame == "").all(axis=1)
-            if empty.any():
-                frame, lines, raw = frame[~empty], lines[~empty], raw[~empty]
-            yield Chunk(frame=frame, lines=lines, source_header=source_header, delimiter=mapping.delimiter)
+            yield _chunk(raw, lines, mapping, source_header, canonical, mapping.delimiter)
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, mapping.encoding, exc) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise FileLevelError(f"{path.name}: cannot be parsed as CSV ({_one_line(exc)})") from None
+
+
+def _chunk(
+    raw: pd.DataFrame,
+    lines: pd.Series,
+    mapping: Mapping,
+    source_header: list[str],
+    canonical: list[str],
+    delimiter: str,
+) -> Chunk:
+    raw.columns = source_header
+    frame = raw.copy()
+    frame.columns = canonical
+    frame = frame.fillna("")
+    for col, value in mapping.constants.items():
+        if col not in frame.columns:
+            frame[col] = value
+    # Blank lines are not rows: drop them (their line numbers simply do not appear).
+    named = [i for i, c in enumerate(canonical) if c]
+    empty = (frame.iloc[:, named] == "").all(axis=1) if named else pd.Series(True, index=frame.index)
+    if empty.any():
+        frame, lines = frame[~empty], lines[~empty]
+    return Chunk(frame=frame, lines=lines, source_header=source_header, delimiter=delimiter)
+
+
+# --- sources: one file -> segments of (kind, chunks) -----------------------------------------------------------------
+FORMAT_SUFFIXES = {".xlsx": "xlsx", ".xlsm": "xlsx", ".json": "fhir", ".ndjson": "fhir", ".jsonl": "fhir"}
+
+
+def detect_format(path: Path, mapping: Mapping) -> str:
+    """csv, xlsx or fhir: the mapping's [source] format, else the file name, else the first bytes."""
+    if mapping.format:
+        return mapping.format
+    if path.suffix.lower() in FORMAT_SUFFIXES:
+        return FORMAT_SUFFIXES[path.suffix.lower()]
+    if path.suffix.lower() == ".xls":
+        raise FileLevelError(f"{path.name}: old binary .xls workbooks are not read; save it as .xlsx or CSV")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head[:4] == b"PK\x03\x04":
+        return "xlsx"
+    from etl.fhir import is_fhir_head
+
+    return "fhir" if is_fhir_head(head) else "csv"
+
+
+class CsvSource:
+    """A delimited text file: one kind, streamed in chunks by pandas."""
+
+    format = "csv"
+
+    def __init__(self, path: Path, mapping: Mapping, forced_kind: str | None) -> None:
+        self.path, self.mapping = path, mapping
+        self.source_header, self.canonical = read_header(path, mapping)
+        self.kind = resolve_kind(path, self.canonical, mapping, forced_kind)
+        self.batch_kind = self.kind.name
+        self.kinds = (self.kind,)
+
+    def segments(self, chunk_rows: int) -> Iterator[tuple[Kind, Iterator[Chunk]]]:
+        yield self.kind, iter_chunks(self.path, self.mapping, self.source_header, self.canonical, chunk_rows)
+
+    def message(self) -> str | None:
+        return None
+
+
+class XlsxSource(CsvSource):
+    """The first (or named) sheet of a workbook: one kind, rows streamed by openpyxl in read-only mode."""
+
+    format = "xlsx"
+
+    def __init__(self, path: Path, mapping: Mapping, forced_kind: str | None) -> None:
+        from etl.xlsx import XlsxError, XlsxSheet
+
+        self.path, self.mapping = path, mapping
+        try:
+            self.sheet = XlsxSheet(path, mapping, forced_kind)
+        except XlsxError as exc:
+            raise FileLevelError(f"{path.name}: {exc}") from None
+        self.source_header = self.sheet.source_header
+        self.canonical = mapping.canonical_header(self.source_header)
+        self.kind = resolve_kind(path, self.canonical, mapping, forced_kind)
+        self.batch_kind = self.kind.name
+        self.kinds = (self.kind,)
+
+    def segments(self, chunk_rows: int) -> Iterator[tuple[Kind, Iterator[Chunk]]]:
+        def chunks() -> Iterator[Chunk]:
+            for raw, lines in self.sheet.frames(self.canonical, chunk_rows):
+                yield _chunk(raw, lines, self.mapping, self.source_header, self.canonical, ",")
+
+        yield self.kind, chunks()
+
+
+def open_source(path: Path, mapping: Mapping, forced_kind: str | None = None):
+    """The file as a source of (kind, chunks) segments, in load order; FileLevelError when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileLevelError(f"{path.name}: no such file")
+    if path.stat().st_size == 0:
+        raise FileLevelError(f"{path.name}: the file is empty")
+    fmt = detect_format(path, mapping)
+    if fmt == "xlsx":
+        return XlsxSource(path, mapping, forced_kind)
+    if fmt == "fhir":
+        from etl.fhir import FhirFileError, FhirSource
+
+        if forced_kind:
+            raise FileLevelError(f"{path.name}: a FHIR file holds several kinds; --kind does not apply to it")
+        try:
+            return FhirSource(path, mapping)
+        except FhirFileError as exc:
+            raise FileLevelError(f"{path.name}: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FileLevelError(f"{path.name}: cannot be read ({_one_line(exc)})") from None
+    return CsvSource(path, mapping, forced_kind)
 
 
 def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> FileLevelError:

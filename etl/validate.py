@@ -8,6 +8,7 @@ those, never none.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -103,6 +104,20 @@ def _number(s: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(s, errors="coerce")
 
 
+#: "7/10", "7 / 10", "7 out of 10", "6,5/10": a rating written with its scale (only for 0-10 measures).
+OUT_OF_TEN = r"^\s*(\d+(?:[.,]\d+)?)\s*(?:/|out\s+of|of)\s*10\s*$"
+
+
+def _out_of_ten(num: pd.Series, text: pd.Series, scale_is_ten: pd.Series | bool) -> pd.Series:
+    """Fill unparsed values written as "x/10" or "x out of 10" where the measure's scale is 0-10."""
+    todo = num.isna() & (text != "") & scale_is_ten
+    if not todo.any():
+        return num
+    found = text[todo].str.extract(OUT_OF_TEN, flags=re.IGNORECASE)[0]
+    parsed = pd.to_numeric(found.str.replace(",", ".", regex=False), errors="coerce")
+    return num.fillna(parsed)
+
+
 def _parse_dates(
     reasons: Reasons, s: pd.Series, col: str, ctx: Context, *, required: bool, with_time: bool = False
 ) -> pd.Series:
@@ -160,6 +175,8 @@ def _optional_number(
         return pd.Series(np.nan, index=df.index)
     s = _clean(df[col])
     num = _number(s, ctx.mapping.decimal)
+    if hi == 10:
+        num = _out_of_ten(num, s, True)
     reasons.add(num.isna() & (s != ""), quoting(f"{col}: not a number ", s))
     reasons.add((num < lo) | (num > hi), quoting(f"{col}: outside {lo:g}-{hi:g} ", s))
     if integer:
@@ -172,6 +189,8 @@ def _measure_value(
 ) -> pd.Series:
     """Parse values and check them against the catalog range of their measure, after unit conversion."""
     num = _number(value_text, ctx.mapping.decimal)
+    ten = [code for code, rule in ctx.measures.items() if rule.min_value == 0 and rule.max_value == 10]
+    num = _out_of_ten(num, value_text, measure.isin(ten))
     reasons.add(num.isna() & (value_text != ""), quoting(f"{label}: not a number ", value_text))
     for code, unit in ctx.mapping.units.items():
         rule = ctx.measures.get(code)
