@@ -100,10 +100,15 @@ def _csrf_ok(sent: str | None) -> bool:
 
 
 def _same_origin() -> bool:
-    """A cross-site POST carries the attacker's Origin (or Referer); ours must match the host we serve."""
+    """False for a request another site made the browser send. Browsers say so in `Sec-Fetch-Site`; older ones in
+    `Origin`/`Referer`. With `Referrer-Policy: no-referrer` a same-origin POST carries `Origin: null`, which proves
+    nothing either way: then the CSRF token (login) or the JSON content type (callbacks) decides."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in ("cross-site", "same-site"):
+        return False
     sent = request.headers.get("Origin") or request.headers.get("Referer")
     if not sent or sent == "null":
-        return sent != "null"
+        return True
     parts = urlsplit(sent)
     return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
 
@@ -238,6 +243,10 @@ class AuthLayer:
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return None
         if path == CALLBACK_PATH:
+            if (
+                not request.is_json
+            ):  # a cross-site form cannot send JSON without a CORS preflight we never answer
+                return _plain(415, "Callbacks take JSON.")
             return self._authorize_callback(user)
         if path == "/logout":
             return None if request.method == "POST" else _plain(405, "Method not allowed.")
