@@ -1,0 +1,238 @@
+"""Statistics helpers for the outcomes page: plain functions of numbers and DataFrames, no I/O.
+
+- `mean_ci`: mean with a t-based confidence interval (the usual "mean change, 95 % CI").
+- `wilson`: a proportion with the Wilson score interval (good at small n and at 0 % / 100 %, unlike Wald).
+- `adjusted_means`: risk-adjusted mean outcome per exercise type from one OLS model (statsmodels), with the
+  type indicators not mutually exclusive (an episode can count for several types).
+- `indirect_standardised`: observed - expected per therapist or clinic (expected from an OLS of the outcome on the
+  case mix), the usual way to benchmark providers on observational data.
+- `percentile_bands`: 25/50/75th percentiles of a value by week.
+
+tests/dashboard/test_outcomes_stats.py checks each against hand-computed values and against scipy/statsmodels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    n: int
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.hi - self.lo) / 2
+
+
+NAN = float("nan")
+
+
+def mean_ci(values: Sequence[float] | pd.Series | np.ndarray, level: float = 0.95) -> MeanCI:
+    """Mean of the non-missing values with a Student-t interval: mean +- t(level, n-1) x sd / sqrt(n).
+
+    n = 0 gives all NaN; n = 1 gives the mean and a NaN interval (no spread to estimate).
+    """
+    x = np.asarray(pd.to_numeric(pd.Series(values, dtype="float64"), errors="coerce").dropna(), dtype=float)
+    n = int(x.size)
+    if n == 0:
+        return MeanCI(0, NAN, NAN, NAN, NAN)
+    mean = float(x.mean())
+    if n == 1:
+        return MeanCI(1, mean, NAN, NAN, NAN)
+    sd = float(x.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return MeanCI(n, mean, sd, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class Proportion:
+    k: int
+    n: int
+    p: float
+    lo: float
+    hi: float
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> Proportion:
+    """k successes out of n with the Wilson score interval. n = 0 gives NaN."""
+    k, n = int(k), int(n)
+    if k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return Proportion(0, 0, NAN, NAN, NAN)
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # at k = 0 or k = n the bound is exactly 0 or 1; floating point can miss by 1e-17
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return Proportion(k, n, p, lo, hi)
+
+
+def _design(
+    df: pd.DataFrame, outcome: str, terms: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    cols = [outcome, *terms]
+    data = df[cols].apply(pd.to_numeric, errors="coerce").astype(float).dropna()
+    X = np.column_stack([np.ones(len(data)), data[list(terms)].to_numpy()]) if len(data) else np.empty((0, 0))
+    return data[outcome].to_numpy(), X, data
+
+
+@dataclass(frozen=True)
+class AdjustedFit:
+    """An OLS fit of `outcome` on `terms` (complete cases), and the rows it used."""
+
+    result: object | None  # statsmodels RegressionResults
+    terms: tuple[str, ...]
+    data: pd.DataFrame
+
+    @property
+    def n(self) -> int:
+        return len(self.data)
+
+
+def ols(df: pd.DataFrame, outcome: str, terms: Sequence[str]) -> AdjustedFit:
+    """OLS with an intercept over the complete cases; terms that do not vary are dropped (they are collinear
+    with the intercept). No fit (result None) when there are fewer rows than parameters + 2."""
+    import statsmodels.api as sm  # imported on first use: 0.5 s, and only the outcomes page needs it
+
+    _y, _X, data = _design(df, outcome, terms)
+    kept = tuple(t for t in terms if len(data) and data[t].nunique() > 1)
+    y, X, data = _design(df, outcome, kept)
+    if len(data) < len(kept) + 3:
+        return AdjustedFit(None, kept, data)
+    result = sm.OLS(y, X).fit()
+    return AdjustedFit(result, kept, data)
+
+
+def adjusted_means(
+    df: pd.DataFrame,
+    outcome: str,
+    type_columns: Sequence[str],
+    covariates: Sequence[str],
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Risk-adjusted mean `outcome` per exercise type.
+
+    One model: outcome ~ 1 + [one 0/1 column per type] + covariates (complete cases). The adjusted mean for type t is
+    the model's prediction with t's indicator at 1 and every other column (other types, covariates) at its mean in
+    the fitted data: the expected outcome of an average patient of this case mix who received t (least-squares
+    means). Its interval comes from the covariance of the coefficients. Columns: type, n_model, adjusted, lo, hi,
+    coef (difference vs. not receiving t, others held fixed), coef_lo, coef_hi, p_value.
+    """
+    cols = ["type", "n_model", "adjusted", "lo", "hi", "coef", "coef_lo", "coef_hi", "p_value"]
+    fit = ols(df, outcome, [*type_columns, *covariates])
+    if fit.result is None:
+        return pd.DataFrame(columns=cols)
+    res = fit.result
+    names = ["const", *fit.terms]
+    means = np.array([1.0, *(fit.data[t].mean() for t in fit.terms)])
+    cov = np.asarray(res.cov_params())
+    params = np.asarray(res.params)
+    tcrit = float(sps.t.ppf(0.5 + level / 2, res.df_resid))
+    ci = np.asarray(res.conf_int(alpha=1 - level))
+    rows = []
+    for t in type_columns:
+        if t not in fit.terms:
+            continue
+        j = names.index(t)
+        x = means.copy()
+        x[j] = 1.0
+        est = float(x @ params)
+        se = math.sqrt(float(x @ cov @ x))
+        rows.append(
+            {
+                "type": t,
+                "n_model": int(fit.data[t].sum()),
+                "adjusted": est,
+                "lo": est - tcrit * se,
+                "hi": est + tcrit * se,
+                "coef": float(params[j]),
+                "coef_lo": float(ci[j, 0]),
+                "coef_hi": float(ci[j, 1]),
+                "p_value": float(np.asarray(res.pvalues)[j]),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def indirect_standardised(
+    df: pd.DataFrame, outcome: str, group: str, covariates: Sequence[str], level: float = 0.95
+) -> pd.DataFrame:
+    """Per group (therapist or clinic): observed mean, expected mean (from an OLS of the outcome on the covariates
+    over all groups) and the adjusted mean = overall mean + (observed - expected), with a t interval on the
+    group's residuals. Columns: group, n_model, observed, expected, adjusted, lo, hi."""
+    cols = ["group", "n_model", "observed", "expected", "adjusted", "lo", "hi"]
+    fit = ols(df, outcome, covariates)
+    if fit.result is None:
+        return pd.DataFrame(columns=cols)
+    data = fit.data.assign(_group=df.loc[fit.data.index, group])
+    data["_expected"] = np.asarray(fit.result.fittedvalues)
+    data["_resid"] = data[outcome] - data["_expected"]
+    overall = float(data[outcome].mean())
+    rows = []
+    for g, part in data.groupby("_group", sort=True):
+        r = mean_ci(part["_resid"], level)
+        rows.append(
+            {
+                "group": g,
+                "n_model": r.n,
+                "observed": float(part[outcome].mean()),
+                "expected": float(part["_expected"].mean()),
+                "adjusted": overall + r.mean,
+                "lo": overall + r.lo,
+                "hi": overall + r.hi,
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def trend_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float] | None:
+    """Least-squares slope and intercept of y on x (complete pairs); None with fewer than 3 pairs or no spread."""
+    pairs = pd.DataFrame({"x": x, "y": y}).apply(pd.to_numeric, errors="coerce").dropna()
+    if len(pairs) < 3 or pairs["x"].nunique() < 2:
+        return None
+    slope, intercept = np.polyfit(pairs["x"], pairs["y"], 1)
+    return float(slope), float(intercept)
+
+
+def percentile_bands(
+    df: pd.DataFrame, by: str, value: str, percentiles: Sequence[float] = (25, 50, 75), min_n: int = 5
+) -> pd.DataFrame:
+    """Percentiles of `value` per `by` (linear interpolation, as numpy), with n; groups under `min_n` dropped."""
+    names = [f"p{int(p)}" for p in percentiles]
+    if df.empty:
+        return pd.DataFrame(columns=[by, "n", *names])
+    g = df.groupby(by)[value]
+    out = g.quantile([p / 100 for p in percentiles]).unstack()
+    out.columns = names
+    out.insert(0, "n", g.size())
+    out = out[out["n"] >= min_n].reset_index()
+    return out
+
+
+__all__ = [
+    "MeanCI",
+    "Proportion",
+    "AdjustedFit",
+    "mean_ci",
+    "wilson",
+    "ols",
+    "adjusted_means",
+    "indirect_standardised",
+    "trend_line",
+    "percentile_bands",
+]
