@@ -20,6 +20,7 @@ demo-data: $(VENV)/.installed
 	$(PY) -m etl init --db $(DB_URL)
 	$(PY) -m etl load data/demo/*.csv --db $(DB_URL) || [ $$? -eq 3 ]
 	$(PY) -m etl status --db $(DB_URL)
+	$(PY) -m etl users demo --db $(DB_URL)
 
 demo: demo-data
 	$(PY) -m dashboard --db $(DB_URL) --host 127.0.0.1 --port 8050

@@ -1,9 +1,10 @@
 """Who is looking: the viewer's scope, and the SQL that enforces it.
 
 Every query in `dashboard.queries` takes a `Scope` and adds `scope_clause(scope, table)` to its WHERE clause, so a
-therapist's view can never return another therapist's patients, whatever filters the page sends. Until login exists
-(a later issue) the app runs with `Scope.clinic_wide()`; a login layer only has to supply a different
-`scope_provider`.
+therapist's view can never return another therapist's patients, whatever filters the page sends. With login
+(`dashboard.auth`, the default for `python -m dashboard` and `dashboard.wsgi`) the scope is the signed-in user's,
+looked up on the server for every request (`dashboard.auth.web.session_scope`), never taken from the client;
+`clinic_wide_viewer` is for `--no-auth` on a loopback address, tests and embedding.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ ScopeProvider = Callable[[], Scope]
 
 
 def clinic_wide_viewer() -> Scope:
-    """The scope provider used until login exists."""
+    """The scope provider without login (`create_app` without `auth`; `--no-auth` uses the same view)."""
     return Scope.clinic_wide()
 
 
