@@ -152,3 +152,21 @@ def test_trend_line_and_percentiles():
     assert list(bands["week"]) == [1]  # week 2 has 4 < 5 values
     assert bands.iloc[0][["n", "p25", "p50", "p75"]].tolist() == [5, 2.0, 3.0, 4.0]
     assert bands.iloc[0]["p25"] == np.percentile([1, 2, 3, 4, 5], 25)
+
+
+def test_vectorised_forms_agree_with_the_scalar_ones():
+    df = _small()
+    table = stats.mean_ci_groups(df["change"], df["therapist"])
+    for g, part in df.groupby("therapist"):
+        r = stats.mean_ci(part["change"])
+        assert table.loc[g, ["n", "mean", "lo", "hi"]].tolist() == pytest.approx([r.n, r.mean, r.lo, r.hi])
+    one = stats.mean_ci_groups(pd.Series([1.0, 2.0, None]), pd.Series(["a", "b", "b"]))
+    assert one.loc["a", "n"] == 1 and math.isnan(one.loc["a", "lo"])
+    ks, ns = [0, 1, 5, 10, 3, 0], [1, 1, 10, 10, 7, 0]
+    p, lo, hi = stats.wilson_arrays(ks, ns)
+    for i, (k, n) in enumerate(zip(ks, ns, strict=True)):
+        w = stats.wilson(k, n)
+        if n == 0:
+            assert math.isnan(p[i]) and math.isnan(lo[i]) and math.isnan(hi[i])
+        else:
+            assert (p[i], lo[i], hi[i]) == pytest.approx((w.p, w.lo, w.hi))
