@@ -546,7 +546,7 @@ def responders(df: pd.DataFrame, measure: str) -> dict[str, stats.Proportion | i
         "completers": stats.wilson(int(df[f"{measure}_comp_k"].sum()), int(df[f"{measure}_comp_n"].sum())),
         "ceiling": int((has_base & df[f"{measure}_ceiling"]).sum()),
         "no_baseline": int((~has_base).sum()),
-        "no_followup": int((df[f"{measure}_itt_n"] & df[f"{measure}_change"].isna()).sum()),
+        "no_followup": int(((df[f"{measure}_itt_n"] == 1) & df[f"{measure}_change"].isna()).sum()),
     }
 
 
@@ -561,6 +561,11 @@ def _responder_columns(df: pd.DataFrame) -> None:
         df[f"{m}_itt_k"] = eligible & reached
         df[f"{m}_comp_n"] = comp
         df[f"{m}_comp_k"] = comp & reached
+        df[f"{m}_ceiling_n"] = has_base & df[f"{m}_ceiling"]
+    for c in [
+        f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n", "ceiling_n")
+    ]:
+        df[c] = df[c].astype("int8")
 
 
 def summarise(
@@ -570,37 +575,48 @@ def summarise(
     per responder measure the ITT and completer responder rates (Wilson CI) and ceiling count; median weeks to
     MCID (leg pain, among those who reached it); mean adherence."""
     keys = df[key] if isinstance(key, str) else key
-    g = df.groupby(keys, sort=True)
-    out = pd.DataFrame({"episodes": g.size()})
+    size = df.groupby(keys, sort=True).size()
+    cols: dict[str, Any] = {"episodes": size}
     for m in measures:
-        ci = stats.mean_ci_groups(df[f"{m}_change"], keys).reindex(out.index)
-        out[f"{m}_n"] = ci["n"].fillna(0).astype(int)
+        ci = stats.mean_ci_groups(df[f"{m}_change"], keys).reindex(size.index)
+        cols[f"{m}_n"] = ci["n"].fillna(0).astype(int)
         for c in ("mean", "lo", "hi"):
-            out[f"{m}_{c}"] = ci[c]
-    flags = [f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n")]
-    ceilings = [f"{m}_ceiling" for m in RESPONDER_MEASURES]
-    sums = df[flags + ceilings].astype(int).groupby(keys, sort=True).sum()
+            cols[f"{m}_{c}"] = ci[c]
+    flags = [
+        f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n", "ceiling_n")
+    ]
+    sums = df[flags].groupby(keys, sort=True).sum().reindex(size.index)
     for m in RESPONDER_MEASURES:
         for kind, short in (("itt", "itt"), ("completers", "comp")):
-            k, n = sums[f"{m}_{short}_k"], sums[f"{m}_{short}_n"]
+            k, n = sums[f"{m}_{short}_k"].astype(int), sums[f"{m}_{short}_n"].astype(int)
             p, lo, hi = stats.wilson_arrays(k, n)
-            out[f"{m}_{kind}_k"] = k
-            out[f"{m}_{kind}_n"] = n
-            out[f"{m}_{kind}_rate"] = p
-            out[f"{m}_{kind}_lo"] = lo
-            out[f"{m}_{kind}_hi"] = hi
-        base = df[f"{m}_baseline"].notna() & df[f"{m}_ceiling"]
-        out[f"{m}_ceiling"] = base.astype(int).groupby(keys, sort=True).sum()
-    out["weeks_to_mcid_n"] = df["weeks_to_mcid"].groupby(keys, sort=True).count()
-    out["weeks_to_mcid_median"] = df["weeks_to_mcid"].groupby(keys, sort=True).median()
-    out["adherence_mean"] = df["adherence"].groupby(keys, sort=True).mean()
-    out["adherence_n"] = df["adherence"].groupby(keys, sort=True).count()
-    return out
+            cols |= {f"{m}_{kind}_k": k, f"{m}_{kind}_n": n}
+            cols |= {f"{m}_{kind}_rate": p, f"{m}_{kind}_lo": lo, f"{m}_{kind}_hi": hi}
+        cols[f"{m}_ceiling"] = sums[f"{m}_ceiling_n"].astype(int)
+    extra = df[["weeks_to_mcid", "adherence"]].groupby(keys, sort=True).agg(["count", "median", "mean"])
+    extra = extra.reindex(size.index)
+    cols["weeks_to_mcid_n"] = extra[("weeks_to_mcid", "count")].fillna(0).astype(int)
+    cols["weeks_to_mcid_median"] = extra[("weeks_to_mcid", "median")]
+    cols["adherence_mean"] = extra[("adherence", "mean")]
+    cols["adherence_n"] = extra[("adherence", "count")].fillna(0).astype(int)
+    return pd.DataFrame({k: np.asarray(v) for k, v in cols.items()}, index=size.index)
+
+
+#: The episode columns `summarise` and the per-type tables read.
+SUMMARY_COLUMNS = [
+    *(f"{m}_change" for m in MEASURES),
+    *(f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n", "ceiling_n")),
+    "weeks_to_mcid",
+    "adherence",
+    "weeks_observed",
+]
 
 
 def _long_by_type(view: OutcomeView) -> pd.DataFrame:
     """One row per (episode, type it counts for): episodes repeat across their types."""
-    return view.types[["episode_id", "exercise_type", "minutes"]].merge(view.episodes, on="episode_id")
+    return view.types[["episode_id", "exercise_type", "minutes"]].merge(
+        view.episodes[["episode_id", *SUMMARY_COLUMNS]], on="episode_id"
+    )
 
 
 def type_summary(view: OutcomeView, labels: dict[str, str] | None = None) -> pd.DataFrame:
