@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     from etl.users import add_parser as add_users_parser  # `users` command group (dashboard logins)
 
     add_users_parser(sub, with_db)
+    from etl.inspect import add_parser as add_inspect_parser  # `inspect`: guess a mapping, dry-run a load
+    from etl.watch import add_parser as add_watch_parser  # `watch`: load files as they arrive
+
+    add_inspect_parser(sub, with_db)
+    add_watch_parser(sub, with_db)
     return parser
 
 

@@ -47,6 +47,7 @@ PROCEDURE_STATUS = {
 }
 ENCOUNTER_STATUS = {"finished": "completed", "cancelled": "skipped", "in-progress": "partial"}
 RAW_MAX_CHARS = 4000
+FHIR_CHUNK_ROWS = 10_000
 RESOURCE_TYPES = ("Patient", "Observation", "Procedure", "Encounter")
 
 
@@ -95,7 +96,8 @@ class FhirFileError(ValueError):
     """Not FHIR JSON at all (the loader turns this into a file-level error)."""
 
 
-def _iter_entries(path: Path) -> Iterator[Entry]:
+def _iter_entries(path: Path, want: tuple[str, ...] | None = None) -> Iterator[Entry]:
+    """The file's resources in order. `want`: NDJSON lines that cannot be of these types are not even parsed."""
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
     first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
@@ -112,7 +114,7 @@ def _iter_entries(path: Path) -> Iterator[Entry]:
             except ValueError:
                 ndjson = False
     if ndjson:
-        yield from _iter_ndjson(path)
+        yield from _iter_ndjson(path, want)
         return
     try:
         with path.open("r", encoding="utf-8-sig") as fh:
@@ -136,9 +138,12 @@ def _iter_entries(path: Path) -> Iterator[Entry]:
         yield Entry(n, entry["resource"], full_url=entry.get("fullUrl"))
 
 
-def _iter_ndjson(path: Path) -> Iterator[Entry]:
+def _iter_ndjson(path: Path, want: tuple[str, ...] | None = None) -> Iterator[Entry]:
+    needles = tuple(f'"{t}"' for t in want) if want else ()
     with path.open("r", encoding="utf-8-sig", newline=None) as fh:
         for n, line in enumerate(fh, start=1):
+            if needles and not any(x in line for x in needles):
+                continue  # cheap pre-filter; the resourceType is checked after parsing
             if not line.strip():
                 continue
             try:
@@ -221,6 +226,7 @@ class _Index:
     skipped: Counter = field(default_factory=Counter)
     unmapped_sessions: Counter = field(default_factory=Counter)
     resource_types: Counter = field(default_factory=Counter)
+    unreadable: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
 
 
 def _name(resource: dict[str, Any]) -> str:
@@ -255,6 +261,7 @@ class FhirSource:
         for e in _iter_entries(self.path):
             r = e.resource
             if r is None:
+                idx.unreadable.append((e.line, e.error or "unreadable", e.raw()))
                 continue
             rtype = r.get("resourceType")
             idx.resource_types[rtype] += 1
@@ -350,6 +357,8 @@ class FhirSource:
 
     # --- passes 2-4 ---------------------------------------------------------------------------------------------
     def segments(self, chunk_rows: int) -> Iterator[tuple[Kind, Iterator]]:
+        # a resource row carries its JSON text for the rejects: smaller chunks keep the peak memory low
+        chunk_rows = min(chunk_rows, FHIR_CHUNK_ROWS)
         yield PATIENTS, self._chunks("Patient", self._patient_row, chunk_rows)
         yield SCORES, self._chunks("Observation", self._score_rows, chunk_rows)
         if self.mapping.session_codes:
@@ -387,11 +396,12 @@ class FhirSource:
             )
             return chunk
 
-        for e in _iter_entries(self.path):
+        if types[0] == "Patient":  # unreadable lines are reported once, with the first kind
+            rejects.extend(self.index.unreadable)
+        for e in _iter_entries(self.path, types):
             if e.resource is None:
-                if types[0] == "Patient":  # report unreadable lines once, in the first pass
-                    rejects.append((e.line, e.error or "unreadable", e.raw()))
-            elif e.resource.get("resourceType") in types:
+                continue
+            if e.resource.get("resourceType") in types:
                 made = make_rows(e)
                 if made is None:
                     continue  # not for this kind (untracked code, unmapped procedure): counted in the index

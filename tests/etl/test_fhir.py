@@ -268,3 +268,24 @@ def test_not_fhir_json_fails_the_file(tmp_path):
     path.write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(FileLevelError, match="not FHIR JSON"):
         open_source(path, load_mapping(None))
+
+
+def test_sample_fhir_files_with_the_example_mapping(engine):
+    sample = ROOT / "data" / "sample" / "fhir"
+    mapping = load_mapping(ROOT / "data" / "mappings" / "example_fhir.toml")
+    r = load_file(engine, sample / "riverside_export.ndjson", mapping=mapping, as_of=AS_OF)
+    assert (r.status, r.rows_read, r.rows_rejected) == ("loaded", 10, 0), r.message
+    assert "http://loinc.org|8302-2 x1" in r.message
+    got = sorted(rows(engine, select(scores.c.patient_id, scores.c.measure, scores.c.value)))
+    assert ("F01", "slr_left", 40.0) in got and ("F01", "odi", 44.0) in got and len(got) == 6
+    clinics = rows(engine, select(patients.c.patient_id, patients.c.clinic_id, patients.c.therapist_id))
+    assert sorted(clinics) == [("F01", "riverside", "t01"), ("F02", "riverside", "t01")]
+    assert sorted(rows(engine, select(sessions.c.patient_id, sessions.c.status))) == [
+        ("F01", "completed"),
+        ("F02", "skipped"),
+    ]
+    b = load_file(engine, sample / "bundle.json", mapping=mapping, as_of=AS_OF)
+    # this mapping names patients by MRN, and the bundle's patient has none: rejected, saying so
+    assert b.rows_rejected == 4 and b.rows_inserted == 0
+    reasons = rows(engine, select(etl_rejects.c.reasons).where(etl_rejects.c.batch_id == b.batch_id))
+    assert any("no identifier with system 'http://riverside.example/mrn'" in x for (x,) in reasons)
