@@ -334,7 +334,9 @@ def dropout(df: pd.DataFrame, n_starters: int) -> go.Figure:
 def recovery(bands: pd.DataFrame, label: str, band_label: str, n_episodes: int, unit: str = "") -> go.Figure:
     title = f"Expected recovery: {label}, baseline {band_label}"
     if bands.empty:
-        return empty_figure(title, "Not enough past episodes in this baseline band")
+        return empty_figure(
+            f"{title} · n={n_episodes} past episodes", "Fewer than 5 past values per week in this band"
+        )
     x = bands["week"].tolist()
     data = [
         {
