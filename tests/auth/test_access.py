@@ -22,6 +22,7 @@ EVERYONE = set(ROLES)
 PAGES = {
     "/": CLINICAL,
     "/patients/P1": CLINICAL,
+    "/outcomes": {"manager"},
     "/account": EVERYONE,
     "/admin/users": {"admin"},
     "/admin/etl": {"admin"},
@@ -41,6 +42,8 @@ def _page_of_output(component_id: str) -> set[str]:
         return CLINICAL
     if component_id in (ids.VIEWER, aid.ACCOUNT, "_pages_content", "_pages_store"):
         return EVERYONE
+    if component_id.startswith("outcomes-"):
+        return {"manager"}
     if component_id.startswith(("admin-", "audit-")):
         return {"admin"}
     raise AssertionError(f"test table has no rule for {component_id}: add the new page's callbacks here")
@@ -90,7 +93,7 @@ def test_pages_per_role(sqlite_auth_app, role):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_callback_per_role(sqlite_auth_app, role):
+def test_every_callback_per_role(sqlite_auth_app, sqlite_auth_warehouse, role):
     session = signed_in(sqlite_auth_app, ROLE_USER[role])
     callbacks = _callbacks(sqlite_auth_app)
     assert len(callbacks) >= 14
@@ -102,6 +105,11 @@ def test_every_callback_per_role(sqlite_auth_app, role):
         else:
             assert resp.status_code == 403, (role, key, resp.status_code)
             assert resp.get_data(as_text=True) == "Forbidden."
+    if role == "manager":  # the outcomes page's CSV download callback is audited as a download
+        from dashboard.auth import audit
+
+        rows = audit.query(sqlite_auth_warehouse, audit.AuditFilters(action="download"))
+        assert ids.OUTCOMES_DOWNLOAD in set(rows["target"])
 
 
 def test_unauthenticated_requests_get_nothing(sqlite_auth_app):
