@@ -321,16 +321,32 @@ def _pct_ci(p: Any, lo: Any, hi: Any) -> str:
     return f"{p * 100:.0f} % ({lo * 100:.0f}-{hi * 100:.0f})"
 
 
-def html_table(rows: list[dict[str, Any]], columns: list[str], muted: list[bool] | None = None) -> dbc.Table:
+#: Rows shown in an on-page table; the CSV always has every row.
+MAX_TABLE_ROWS = 100
+
+
+def html_table(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    muted: list[bool] | None = None,
+    limit: int = MAX_TABLE_ROWS,
+) -> html.Div:
     head = html.Thead(html.Tr([html.Th(c, className="small") for c in columns]))
     body = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows[:limit]):
         cls = "text-muted table-light small-n" if muted and muted[i] else None
         body.append(html.Tr([html.Td(row.get(c, ""), className="small") for c in columns], className=cls))
-    return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2")
+    parts: list[Any] = [dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-1")]
+    if len(rows) > limit:
+        parts.append(
+            html.Div(
+                f"Showing {limit} of {len(rows):,} rows; the CSV has all.", className="small text-muted mb-2"
+            )
+        )
+    return html.Div(parts)
 
 
-def type_table(summary: pd.DataFrame) -> dbc.Table:
+def type_table(summary: pd.DataFrame) -> html.Div:
     cols = ["Exercise type", "Episodes"] + [f"{lbl} Δ (95 % CI)" for lbl in q.MEASURES.values()]
     cols += [
         "Leg pain MCID, ITT",
@@ -366,7 +382,7 @@ def type_table(summary: pd.DataFrame) -> dbc.Table:
     return html_table(rows, cols)
 
 
-def benchmark_table(df: pd.DataFrame, noun: str) -> dbc.Table | html.Div:
+def benchmark_table(df: pd.DataFrame, noun: str) -> html.Div:
     if df.empty:
         return html.Div("No episodes match these filters.", className="small text-muted")
     cols = [
@@ -398,7 +414,7 @@ def benchmark_table(df: pd.DataFrame, noun: str) -> dbc.Table | html.Div:
     return html_table(rows, cols, muted=[bool(x) for x in df["small_n"]])
 
 
-def adjusted_table(df: pd.DataFrame) -> dbc.Table:
+def adjusted_table(df: pd.DataFrame) -> html.Div:
     cols = [
         "Measure",
         "Exercise type",
@@ -419,7 +435,7 @@ def adjusted_table(df: pd.DataFrame) -> dbc.Table:
     return html_table(rows, cols)
 
 
-def dose_type_table(df: pd.DataFrame) -> dbc.Table:
+def dose_type_table(df: pd.DataFrame) -> html.Div:
     bands = [b[0] for b in q.WEEKLY_DOSE_BANDS]
     rows = []
     for label, part in df.groupby("label", sort=True):

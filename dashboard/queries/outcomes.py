@@ -634,11 +634,14 @@ def _type_matrix(view: OutcomeView) -> tuple[pd.DataFrame, list[str]]:
     """The episodes with one 0/1 column per exercise type (prefixed `type__`)."""
     if view.types.empty:
         return view.episodes.copy(), []
-    onehot = pd.crosstab(view.types["episode_id"], view.types["exercise_type"]).clip(upper=1)
-    onehot.columns = [f"type__{c}" for c in onehot.columns]
-    df = view.episodes.merge(onehot, left_on="episode_id", right_index=True, how="left")
-    cols = list(onehot.columns)
-    df[cols] = df[cols].fillna(0.0)
+    codes = sorted(view.types["exercise_type"].unique())
+    cols = [f"type__{c}" for c in codes]
+    row = pd.Index(view.episodes["episode_id"]).get_indexer(view.types["episode_id"])
+    col = pd.Index(codes).get_indexer(view.types["exercise_type"])
+    matrix = np.zeros((len(view.episodes), len(codes)))
+    matrix[row[row >= 0], col[row >= 0]] = 1.0
+    df = view.episodes.copy()
+    df[cols] = matrix
     return df, cols
 
 
