@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from etl.kinds import SESSIONS
+
 BLOCK = 5_000
 DIRTY_RATE = 0.003
 
@@ -52,23 +54,7 @@ PATIENT_COLUMNS = [
 ]
 VISIT_MEASURES = ["pain_leg", "pain_back", "numbness", "slr_left", "slr_right", "lumbar_flexion", "odi"]
 VISIT_COLUMNS = ["patient_id", "visit_date", *VISIT_MEASURES]
-SESSION_COLUMNS = [
-    "patient_id",
-    "session_date",
-    "setting",
-    "exercise",
-    "exercise_type",
-    "status",
-    "sets",
-    "reps",
-    "duration_min",
-    "prescribed_sets",
-    "prescribed_reps",
-    "prescribed_min",
-    "pain_during",
-    "skip_reason",
-    "therapist_id",
-]
+SESSION_COLUMNS = [*SESSIONS.required, *SESSIONS.optional]  # the canonical sessions file, every column
 SCORE_COLUMNS = ["patient_id", "recorded_at", "measure", "value", "side"]
 COLUMNS = {
     "patients": PATIENT_COLUMNS,

@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from etl.kinds import Kind
+from etl.kinds import SESSIONS, Kind
 from etl.mapping import UNIT_FACTORS, Mapping
 
 DATE_FMT = "%Y-%m-%d"
@@ -275,19 +275,8 @@ def _finish(
 # --- one function per kind
 SCORE_KEY = ["patient_id", "measure", "recorded_at", "side"]
 SESSION_KEY = ["patient_id", "session_date", "setting", "exercise"]
-SESSION_VALUES = [
-    "exercise_type",
-    "status",
-    "sets",
-    "reps",
-    "duration_min",
-    "prescribed_sets",
-    "prescribed_reps",
-    "prescribed_min",
-    "pain_during",
-    "skip_reason",
-    "therapist_id",
-]
+#: Everything but the key: the type and status, then every optional sessions column, in the file's order.
+SESSION_VALUES = ["exercise_type", "status", *SESSIONS.optional]
 PATIENT_KEY = ["patient_id", "episode_start"]
 PATIENT_VALUES = [
     "clinic_id",
