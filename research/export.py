@@ -119,13 +119,11 @@ class ExportSummary:
         }
 
 
-def record_export(summary: ExportSummary) -> None:
-    """Hook for the audit log: who exported which definition when, and how many rows.
+def record_export(engine: Engine, summary: ExportSummary) -> None:
+    """One `export` row in the append-only audit log: who exported which definition when, and how many rows."""
+    from dashboard.auth.audit import record_export as audit_export
 
-    The warehouse has no audit table yet and `etl_batches` is for loads, so this records nothing for now; the audit
-    issue fills it in (one row per export: summary.user, created_at, cohort_json, row_counts, manifest sha256).
-    """
-    return None
+    audit_export(engine, summary, username=summary.user)
 
 
 # --- writers ----------------------------------------------------------------------------------------------------
@@ -329,7 +327,7 @@ def export_bundle(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    record_export(summary)
+    record_export(engine, summary)
     say(f"export: {summary.row_counts} in {summary.seconds:.1f} s -> {out}")
     return summary
 
