@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -313,12 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if hasattr(signal, "SIGPIPE"):  # `python -m etl status | head` ends quietly
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     if hasattr(args, "db"):
         args.db = db_url_from_env(args.db)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `python -m etl status | head`: the reader left; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
