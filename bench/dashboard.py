@@ -90,6 +90,7 @@ def warehouse(args: argparse.Namespace) -> dict[str, Any]:
     else:
         info = {**build.build(args.cache_dir, args.patients, say), "reused": False}
     info["path"] = str(build.paths(args.cache_dir, args.patients)[0])
+    info["schema"] = build.upgrade_schema(build.url(Path(info["path"])), say)
     info["size_check"] = build.check_size(info, say)
     return info
 
@@ -552,22 +553,26 @@ def main(argv: list[str] | None = None) -> int:
     if {"http", "browser"} & set(args.steps):
         from bench import dashboard_http as dh
 
+        engine = make_engine(db_url)
+        login = dh.ensure_user(engine)
+        engine.dispose()
         log = Path(tempfile.gettempdir()) / f"bench-dashboard-server-{os.getpid()}.log"
         server = dh.Server(db_url, args.server, args.workers, log_path=log)
-        say(f"server: {' '.join(server.command())} (log {log})")
+        say(f"server: {' '.join(server.command())} (log {log}); signed in as {login[0]}")
         server.start()
+        signin = dh.SignIn(server.base, *login)
         results["server_memory_at_start"] = server.memory()
     try:
 
         def http():
-            results["http"] = dh.run(server.base, pids, warmup[:5], say)
+            results["http"] = dh.run(signin, pids, warmup[:5], say)
             results["server_memory_after_http"] = server.memory()
 
         def browser():
             from bench import dashboard_browser as db
 
-            captured = db.capture_requests(server.base, warmup[5])
-            client = dh.PatientPageClient(server.base, dh.end_id(server.base, f"/patients/{warmup[5]}"))
+            captured = db.capture_requests(server.base, login, warmup[5])
+            client = dh.PatientPageClient(signin, dh.end_id(signin, f"/patients/{warmup[5]}"))
             try:
                 ov = next(b for b in captured if b["output"] == client.overview["output"])
                 trends = next((b for b in captured if b["output"] == client.trends["output"]), None)
@@ -576,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
                 check["overview_seen"] = ov is not None
             finally:
                 client.close()
-            res = db.run(server.base, pids[: args.browser_patients], warmup[6:8], say)
+            res = db.run(server.base, login, pids[: args.browser_patients], warmup[6:8], say)
             res["request_check"] = check
             say(f"browser: request bodies vs Chromium's: {check['callbacks']}")
             results["browser"] = res

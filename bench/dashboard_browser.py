@@ -7,7 +7,7 @@ renderer's store, no component marked loading, and every `dcc.Graph` (`.dash-gra
 `performance.now()`, which counts from the start of the navigation. Each patient is a full navigation
 (`driver.get`), with the browser cache warm from the warm-up loads, as for a therapist opening patient after patient.
 
-`capture_requests` loads one patient with Chromium's performance log on and returns the bodies it posted to
+The browser signs in through the login form first (the HTTP step's user). `capture_requests` loads one patient with Chromium's performance log on and returns the bodies it posted to
 `/_dash-update-component`, to check that the HTTP step posts the same requests.
 """
 
@@ -106,6 +106,22 @@ def driver(perf_log: bool = False):
     return d
 
 
+def sign_in(d, base: str, username: str, password: str, timeout: float = 30) -> None:
+    """Through the login form, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    d.get(f"{base}/login")
+    d.find_element(By.ID, "username").send_keys(username)
+    d.find_element(By.ID, "password").send_keys(password)
+    d.find_element(By.ID, "login-submit").click()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "/login" not in d.current_url:
+            return
+        time.sleep(0.05)
+    raise PermissionError(f"sign-in as {username!r} failed")
+
+
 def _open(d, url: str, timeout: float = 60) -> dict[str, Any]:
     d.get(url)
     deadline = time.monotonic() + timeout
@@ -117,11 +133,12 @@ def _open(d, url: str, timeout: float = 60) -> dict[str, Any]:
     raise TimeoutError(f"{url}: the charts were not all drawn within {timeout:g} s")
 
 
-def run(base: str, pids: list[str], warmup: list[str], say) -> dict[str, Any]:
+def run(base: str, login: tuple[str, str], pids: list[str], warmup: list[str], say) -> dict[str, Any]:
     from bench.dashboard_queries import stats
 
     d = driver()
     try:
+        sign_in(d, base, *login)
         d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCHER})
         for pid in warmup:
             _open(d, f"{base}/patients/{pid}")
@@ -164,7 +181,7 @@ def run(base: str, pids: list[str], warmup: list[str], say) -> dict[str, Any]:
     }
     say(
         f"browser: median {result['navigation_to_all_drawn'].get('median_ms', float('nan')):.0f} ms from navigation"
-        f" to all {result['graphs_per_page_median']} charts drawn ({len(severe)} console errors)"
+        f" to all {result['graphs_per_page_median']:g} charts drawn ({len(severe)} console errors)"
     )
     return result
 
@@ -183,11 +200,13 @@ def _callback_phases(times: list[list[float]]) -> dict[str, float | None]:
     }
 
 
-def capture_requests(base: str, pid: str) -> list[dict[str, Any]]:
+def capture_requests(base: str, login: tuple[str, str], pid: str) -> list[dict[str, Any]]:
     """The JSON bodies Chromium posts to /_dash-update-component while loading the patient's page."""
     d = driver(perf_log=True)
     try:
+        sign_in(d, base, *login)
         d.execute_cdp_cmd("Network.enable", {})
+        d.get_log("performance")  # drop the sign-in's entries
         d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCHER})
         _open(d, f"{base}/patients/{pid}")
         bodies = []

@@ -146,6 +146,29 @@ def build(cache_dir: Path, n_patients: int, say: Say, *, seed: int = SEED) -> di
     return info
 
 
+def upgrade_schema(db_url: str, say: Say) -> dict[str, Any]:
+    """Migrate a reused warehouse to the code's head (as `etl init` does: the marts are rebuilt after an upgrade)."""
+    from etl.summary import refresh_all
+    from warehouse.db import make_engine
+    from warehouse.migrate import current_revision, upgrade
+
+    engine = make_engine(db_url)
+    try:
+        before = current_revision(engine)
+        after = upgrade(engine)
+        if before != after:
+            t0 = time.perf_counter()
+            with engine.begin() as conn:
+                n = refresh_all(conn)
+            say(
+                f"schema upgraded {before} -> {after}: summaries rebuilt for {n:,} episodes in "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
+    finally:
+        engine.dispose()
+    return {"before": before, "revision": after}
+
+
 def check_size(info: dict[str, Any], say: Say) -> dict[str, Any]:
     """Does the warehouse have the issue's size (>= ~100 score rows per patient)? Reported, never silently off."""
     n = info["counts"]["patients"]

@@ -7,6 +7,12 @@ index page hands out; the browser step captures the bodies Chromium really sends
 A page load is what the renderer does after `/_dash-layout`: the shell's viewer callback and the pages router
 (which renders the patient layout) in parallel, then the overview callback, then the trends and sessions callbacks
 in parallel with the date range the overview returned.
+
+The server runs as in production (`dashboard.wsgi:create_server()`, login on): the benchmark makes a manager user
+`bench-manager` for every clinic (so any random patient is in scope) with a fresh password each run, signs in
+through `/login` (`dashboard.auth.client.SignedInOpener`) and sends the session cookie, the `X-CSRFToken` header,
+`Origin` and `Sec-Fetch-Site: same-origin` as Chromium does. So every callback pays what it pays in production:
+the user re-read, the CSRF and role checks, and for the overview the `patient_view` audit row.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,6 +47,54 @@ ROUTER_OUTPUT = ".._pages_content.children..._pages_store.data.."
 OVERVIEW_HAS = "patient-header.children"
 TRENDS_OUTPUT = "patient-trends.children"
 SESSIONS_HAS = "adherence-weekly.figure"
+
+
+BENCH_USER = "bench-manager"
+
+
+def ensure_user(engine) -> tuple[str, str]:
+    """A manager of every clinic, with a new password: (user name, password)."""
+    from sqlalchemy import select
+
+    from dashboard.auth import users as store
+    from warehouse.schema import clinics
+
+    with engine.connect() as conn:
+        clinic_ids = [r[0] for r in conn.execute(select(clinics.c.clinic_id).order_by(clinics.c.clinic_id))]
+    password = secrets.token_urlsafe(24)
+    if store.get_user(engine, username=BENCH_USER) is None:
+        store.add_user(engine, BENCH_USER, password, "manager", clinic_ids=clinic_ids, actor="bench")
+    else:
+        store.set_role(engine, BENCH_USER, "manager", clinic_ids=clinic_ids, actor="bench")
+        store.set_password(engine, BENCH_USER, password, actor="bench")
+        store.set_active(engine, BENCH_USER, True, actor="bench")
+    return BENCH_USER, password
+
+
+class SignIn:
+    """A signed-in session: the headers a callback request carries, and GETs with the session."""
+
+    def __init__(self, base: str, username: str, password: str):
+        from dashboard.auth.client import SignedInOpener
+
+        self.base = base
+        self.opener = SignedInOpener(base, username, password, timeout=60)
+
+    def headers(self) -> dict[str, str]:
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.opener.jar)
+        return {
+            **HEADERS,
+            "Cookie": cookies,
+            "X-CSRFToken": self.opener.csrf(),
+            "Origin": self.base,
+            "Sec-Fetch-Site": "same-origin",
+        }
+
+    def get(self, path: str) -> str:
+        status, text = self.opener.get(path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}")
+        return text
 
 
 def free_port() -> int:
@@ -78,6 +133,7 @@ class Server:
     def start(self, timeout: float = 120) -> None:
         env = {
             **os.environ,
+            "OUTCOMES_SECRET_KEY": os.environ.get("OUTCOMES_SECRET_KEY") or secrets.token_urlsafe(48),
             "OUTCOMES_DB_URL": self.db_url,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
@@ -92,7 +148,7 @@ class Server:
                     f"the dashboard server exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
-                with urllib.request.urlopen(self.base + "/_dash-dependencies", timeout=5) as r:
+                with urllib.request.urlopen(self.base + "/login", timeout=5) as r:  # public
                     if r.status == 200:
                         return
             except OSError:
@@ -166,9 +222,8 @@ class CallbackMap:
         self.deps = deps
 
     @classmethod
-    def fetch(cls, base: str) -> CallbackMap:
-        with urllib.request.urlopen(base + "/_dash-dependencies", timeout=30) as r:
-            return cls(json.loads(r.read()))
+    def fetch(cls, signin: SignIn) -> CallbackMap:
+        return cls(json.loads(signin.get("/_dash-dependencies")))
 
     def find(self, has: str) -> dict[str, Any]:
         found = [
@@ -206,10 +261,9 @@ class CallbackMap:
         return body
 
 
-def end_id(base: str, path: str) -> str | None:
+def end_id(signin: SignIn, path: str) -> str | None:
     """The signed `endId` token of the page's `_dash-config` (the renderer echoes it on every callback)."""
-    with urllib.request.urlopen(base + path, timeout=30) as r:
-        html = r.read().decode()
+    html = signin.get(path)
     m = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', html, re.DOTALL)
     if not m:
         return None
@@ -219,10 +273,11 @@ def end_id(base: str, path: str) -> str | None:
 class PatientPageClient:
     """Posts one page load's callbacks with two connections (the browser runs two of them at a time here)."""
 
-    def __init__(self, base: str, token: str | None):
-        self.host, self.port = base.removeprefix("http://").split(":")
+    def __init__(self, signin: SignIn, token: str | None):
+        self.host, self.port = signin.base.removeprefix("http://").split(":")
         self.path = "/_dash-update-component" + (f"?endId={token}" if token else "")
-        self.cmap = CallbackMap.fetch(base)
+        self.headers = signin.headers()
+        self.cmap = CallbackMap.fetch(signin)
         self.viewer = self.cmap.find(VIEWER_OUTPUT)
         self.router = self.cmap.find(ROUTER_OUTPUT)
         self.overview = self.cmap.find(OVERVIEW_HAS)
@@ -246,12 +301,12 @@ class PatientPageClient:
         conn = self._conn()
         t0 = time.perf_counter_ns()
         try:
-            conn.request("POST", self.path, body=data, headers=HEADERS)
+            conn.request("POST", self.path, body=data, headers=self.headers)
             resp = conn.getresponse()
             raw = resp.read()
         except (http.client.HTTPException, OSError):
             conn.close()  # a connection the server closed: once more on a fresh one
-            conn.request("POST", self.path, body=data, headers=HEADERS)
+            conn.request("POST", self.path, body=data, headers=self.headers)
             resp = conn.getresponse()
             raw = resp.read()
         ms = (time.perf_counter_ns() - t0) / 1e6
@@ -320,11 +375,11 @@ class PatientPageClient:
         }
 
 
-def run(base: str, pids: list[str], warmup: list[str], say) -> dict[str, Any]:
+def run(signin: SignIn, pids: list[str], warmup: list[str], say) -> dict[str, Any]:
     from bench.dashboard_queries import stats
 
-    token = end_id(base, f"/patients/{pids[0]}")
-    client = PatientPageClient(base, token)
+    token = end_id(signin, f"/patients/{pids[0]}")
+    client = PatientPageClient(signin, token)
     try:
         for pid in warmup:
             client.page_load(pid)
