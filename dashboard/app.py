@@ -20,6 +20,7 @@ from dashboard.auth import web as auth_web
 from dashboard.context import AppContext
 from dashboard.flags import FlagRules
 from dashboard.pages import caseload, not_found_404, patient
+from dashboard.pages import cohorts as cohorts_page
 from dashboard.pages import outcomes as outcomes_page
 from dashboard.queries.catalog import measures_catalog
 from dashboard.scope import ScopeProvider, clinic_wide_viewer
@@ -38,6 +39,7 @@ def shell() -> html.Div:
                     [
                         dbc.NavItem(dbc.NavLink("Caseload", href="/", active="exact")),
                         dbc.NavItem(dbc.NavLink("Outcomes", href=outcomes_page.PATH, active="exact")),
+                        dbc.NavItem(dbc.NavLink("Cohorts", href=cohorts_page.PATH, active="exact")),
                     ],
                     navbar=True,
                     className="me-auto",
@@ -114,11 +116,19 @@ def create_app(
         title=outcomes_page.TITLE,
         layout=outcomes_page.layout,
     )
+    dash.register_page(
+        cohorts_page.__name__,
+        path=cohorts_page.PATH,
+        name=cohorts_page.TITLE,
+        title=cohorts_page.TITLE,
+        layout=cohorts_page.layout,
+    )
     dash.register_page("not_found_404", path="/404", title=not_found_404.TITLE, layout=not_found_404.layout)
     app.layout = shell
     caseload.register(app, ctx)
     patient.register(app, ctx)
     outcomes_page.register(app, ctx)
+    cohorts_page.register(app, ctx)
 
     @app.callback(Output(ids.VIEWER, "children"), Input(ids.LOCATION, "pathname"))
     def _viewer(_pathname):

@@ -23,7 +23,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "/": CLINICAL,  # caseload
     "/patients/<patient_id>": CLINICAL,
     "/outcomes": frozenset({"manager", LOCAL}),
-    "/cohorts": frozenset({"researcher", LOCAL}),
+    "/cohorts": frozenset({"researcher", "manager", LOCAL}),  # managers: their clinics only
     "/research": frozenset({"researcher", LOCAL}),
     "/account": EVERYONE,
     "/admin/users": frozenset({"admin"}),

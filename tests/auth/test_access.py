@@ -23,6 +23,7 @@ PAGES = {
     "/": CLINICAL,
     "/patients/P1": CLINICAL,
     "/outcomes": {"manager"},
+    "/cohorts": {"researcher", "manager"},
     "/account": EVERYONE,
     "/admin/users": {"admin"},
     "/admin/etl": {"admin"},
@@ -44,6 +45,8 @@ def _page_of_output(component_id: str) -> set[str]:
         return EVERYONE
     if component_id.startswith("outcomes-"):
         return {"manager"}
+    if component_id.startswith("cohorts-"):
+        return {"researcher", "manager"}
     if component_id.startswith(("admin-", "audit-")):
         return {"admin"}
     raise AssertionError(f"test table has no rule for {component_id}: add the new page's callbacks here")
