@@ -1,0 +1,57 @@
+"""The cohort builder in headless Chromium: change a filter, see the count change, export, get the zip.
+
+Runs as `python -m dashboard --no-auth` does (no login, loopback), so the export uses the public demo key and the
+page says so; without that mode the page asks for $OUTCOMES_EXPORT_KEY (tests/dashboard/test_cohorts.py).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from dash.testing.wait import until
+from selenium.webdriver.common.by import By
+
+from dashboard import ids
+from dashboard.app import create_app
+from dashboard.auth import AuthConfig
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def test_build_cohort_count_changes_and_export_downloads(dash_duo, sqlite_warehouse, monkeypatch):
+    monkeypatch.delenv("OUTCOMES_EXPORT_KEY", raising=False)
+    app = create_app(sqlite_warehouse, auth=AuthConfig.for_tests(mode="no_auth"))
+    dash_duo.start_server(app, navigate=False)
+    dash_duo.driver.get(dash_duo.server.url + "/cohorts")
+
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_COUNT}", "in cohort", timeout=15)
+    before = dash_duo.find_element(f"#{ids.COHORTS_COUNT}").text
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_FLOW}", "with follow-up")
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_TABLE1}", "Leg pain")
+
+    # Completers only: the count drops.
+    dash_duo.driver.find_element(
+        By.XPATH, f"//*[@id='{ids.COHORTS_POPULATION}']//label[contains(., 'Completers only')]"
+    ).click()
+    until(lambda: dash_duo.find_element(f"#{ids.COHORTS_COUNT}").text not in ("", before), timeout=10)
+    after = dash_duo.find_element(f"#{ids.COHORTS_COUNT}").text
+    assert int(after.split()[0]) < int(before.split()[0]), (before, after)
+    ARTIFACTS.mkdir(exist_ok=True)
+    dash_duo.driver.save_screenshot(str(ARTIFACTS / "cohorts.png"))
+
+    # Export: the zipped bundle arrives in the browser's download directory.
+    dash_duo.find_element(f"#{ids.COHORTS_EXPORT}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_EXPORT_MESSAGE}", "Bundle exported", timeout=30)
+    assert "DEMO KEY" in dash_duo.find_element(f"#{ids.COHORTS_EXPORT_MESSAGE}").text
+    downloads = Path(dash_duo.download_path)
+    until(lambda: [p for p in downloads.glob("*.zip")], timeout=15)
+    (bundle,) = downloads.glob("*.zip")
+    until(lambda: zipfile.is_zipfile(bundle), timeout=10)
+    names = zipfile.ZipFile(bundle).namelist()
+    assert any(n.endswith("/manifest.json") for n in names)
+    assert any(n.endswith("/data/episodes.csv") for n in names)
+    assert not [e for e in dash_duo.get_logs() or [] if e.get("level") == "SEVERE"]
