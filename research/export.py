@@ -62,7 +62,7 @@ from warehouse.schema import (
 
 FORMATS = ("csv", "parquet")
 BUNDLE_FORMAT = 1
-DEFAULT_BLOCK_PATIENTS = 2_000
+DEFAULT_BLOCK_PATIENTS = 500  # ~70k facts per block: bounds the export's memory
 ROW_GROUP_ROWS = 65_536  # Parquet row group size (rows buffered at most: one group plus one read block)
 ALL_PATIENTS = CohortDefinition(
     name="all patients", description="every episode in the warehouse", require_baseline=False
