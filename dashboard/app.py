@@ -95,33 +95,16 @@ def create_app(
         serve_locally=True,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
-    dash.register_page(
-        caseload.__name__,
-        path=caseload.PATH,
-        name=caseload.TITLE,
-        title=caseload.TITLE,
-        layout=caseload.layout,
-    )
+    for page in (caseload, outcomes_page, cohorts_page):  # pages at a fixed path with a fixed title
+        dash.register_page(
+            page.__name__, path=page.PATH, name=page.TITLE, title=page.TITLE, layout=page.layout
+        )
     dash.register_page(
         patient.__name__,
         path_template=patient.PATH_TEMPLATE,
         name="Patient",
         title=patient.title,
         layout=patient.layout,
-    )
-    dash.register_page(
-        outcomes_page.__name__,
-        path=outcomes_page.PATH,
-        name=outcomes_page.TITLE,
-        title=outcomes_page.TITLE,
-        layout=outcomes_page.layout,
-    )
-    dash.register_page(
-        cohorts_page.__name__,
-        path=cohorts_page.PATH,
-        name=cohorts_page.TITLE,
-        title=cohorts_page.TITLE,
-        layout=cohorts_page.layout,
     )
     dash.register_page("not_found_404", path="/404", title=not_found_404.TITLE, layout=not_found_404.layout)
     app.layout = shell
