@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from etl.bulk import bulk_insert
 from warehouse.config import SummaryRules
 from warehouse.schema import (
+    CASELOAD_FLAGS,
     WIDE_FIELDS,
     WIDE_MEASURES,
     episode_measure_summary,
@@ -281,6 +282,9 @@ def _with_wide_measures(episode_rows: pd.DataFrame, measure_rows: pd.DataFrame) 
                 values = part[source].reindex(out.index)
                 out[col] = values.astype(object).where(values.notna(), None)
     out = out.reset_index()
+    for col in (*(f"flag_{name}" for name in CASELOAD_FLAGS), "n_flags"):
+        if col not in out or out[col].isna().all():
+            out[col] = 0  # computed by the caseload flag rules (see dashboard/flags.py)
     return out[[c.name for c in episode_summary.columns]]
 
 
