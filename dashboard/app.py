@@ -12,10 +12,11 @@ from pathlib import Path
 import dash
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, dcc, html
+from flask import has_request_context
 from sqlalchemy import Engine
 
 from dashboard import ids
-from dashboard.auth import AuthConfig
+from dashboard.auth import AuthConfig, policy
 from dashboard.auth import web as auth_web
 from dashboard.context import AppContext
 from dashboard.flags import FlagRules
@@ -29,6 +30,32 @@ HERE = Path(__file__).parent
 APP_TITLE = "Sciatica outcomes"
 
 
+#: The navbar's pages, in order; a viewer sees only those their role may open (dashboard.auth.policy).
+NAV_PAGES: tuple[tuple[str, str], ...] = (
+    ("Caseload", caseload.PATH),
+    ("Outcomes", outcomes_page.PATH),
+    ("Cohorts", cohorts_page.PATH),
+)
+
+
+def _viewer_role() -> str | None:
+    """The signed-in user's role while serving a request with login; None otherwise (no login: every page)."""
+    if not has_request_context():
+        return None
+    user = auth_web.current_user()
+    return user.role if user is not None else None
+
+
+def nav_links(role: str | None) -> list[tuple[str, str]]:
+    """Links to show: a link to a page that would answer "No access" is noise, so it is left out.
+
+    Hiding is only courtesy: every page and callback is still checked server-side by role.
+    """
+    if role is None:
+        return list(NAV_PAGES)
+    return [(text, href) for text, href in NAV_PAGES if policy.page_allowed(role, href)]
+
+
 def shell() -> html.Div:
     """Navbar and page container; the page content comes from Dash pages."""
     navbar = dbc.Navbar(
@@ -37,9 +64,8 @@ def shell() -> html.Div:
                 dbc.NavbarBrand(APP_TITLE, href="/", className="fw-semibold"),
                 dbc.Nav(
                     [
-                        dbc.NavItem(dbc.NavLink("Caseload", href="/", active="exact")),
-                        dbc.NavItem(dbc.NavLink("Outcomes", href=outcomes_page.PATH, active="exact")),
-                        dbc.NavItem(dbc.NavLink("Cohorts", href=cohorts_page.PATH, active="exact")),
+                        dbc.NavItem(dbc.NavLink(text, href=href, active="exact"))
+                        for text, href in nav_links(_viewer_role())
                     ],
                     navbar=True,
                     className="me-auto",

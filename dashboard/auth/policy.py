@@ -24,7 +24,6 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "/patients/<patient_id>": CLINICAL,
     "/outcomes": frozenset({"manager", LOCAL}),
     "/cohorts": frozenset({"researcher", "manager", LOCAL}),  # managers: their clinics only
-    "/research": frozenset({"researcher", LOCAL}),
     "/account": EVERYONE,
     "/admin/users": frozenset({"admin"}),
     "/admin/etl": frozenset({"admin"}),
@@ -32,7 +31,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "/404": EVERYONE,
 }
 #: Where a role lands after signing in (and when it opens `/` without access to the caseload).
-HOME = {"therapist": "/", "manager": "/", "researcher": "/account", "admin": "/admin/audit", LOCAL: "/"}
+HOME = {"therapist": "/", "manager": "/", "researcher": "/cohorts", "admin": "/admin/audit", LOCAL: "/"}
 SHELL = "*"
 #: Dash's own page-routing components: the router only renders page skeletons, which check the role themselves.
 DASH_PAGE_IDS = ("_pages_content", "_pages_location", "_pages_store", "_pages_dummy")

@@ -70,11 +70,13 @@ def test_login_caseload_patient_logout(dash_duo, sqlite_auth_warehouse):
     assert "Berg" not in driver.page_source
 
 
-def test_researcher_lands_on_account_page(dash_duo, sqlite_auth_warehouse):
+def test_researcher_lands_on_cohorts_page(dash_duo, sqlite_auth_warehouse):
     dash_duo.start_server(make_auth_app(sqlite_auth_warehouse), navigate=False)
     _sign_in(dash_duo, "researcher")
-    dash_duo.wait_for_contains_text(f"#{aid.ACCOUNT}", "researcher", timeout=15)
-    assert dash_duo.driver.current_url.endswith("/account")
+    until(lambda: dash_duo.driver.current_url.endswith("/cohorts"), timeout=15)
+    dash_duo.wait_for_element(f"#{ids.COHORTS_NAME}", timeout=15)
+    nav = {a.get_attribute("href").rsplit("/", 1)[-1] for a in dash_duo.find_elements(".navbar .nav-link")}
+    assert nav == {"cohorts"}, "the navbar offers only the pages the role may open"
     dash_duo.driver.get(dash_duo.server.url + "/patients/P1")
     until(lambda: "No access" in dash_duo.driver.page_source, timeout=10)
     assert _console_errors(dash_duo) == []
