@@ -299,6 +299,52 @@ episode_measure_summary = Table(
     Index("ix_episode_measure_summary_measure", "measure", "mcid_reached"),
 )
 
+#: `episode_exercise_dose.setting` for home and clinic together (the outcomes page's default setting filter).
+DOSE_ALL_SETTINGS = "all"
+
+# Outcomes page marts (migration 0005), written by the summary refresh (etl/summary_dose.py) so the page never
+# groups `sessions` or searches `scores`. Sessions count for an episode when dated from its start to its end (or
+# after its start while it is open); only completed and partial sessions are dose.
+episode_exercise_dose = Table(
+    "episode_exercise_dose",
+    metadata,
+    Column("episode_id", Integer, ForeignKey("episodes.episode_id"), primary_key=True),
+    Column("setting", String(8), primary_key=True, comment="home, clinic, or 'all' (both together)"),
+    Column("exercise_type", String(64), ForeignKey("exercise_types.code"), primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("done", Float, nullable=False, comment="done sessions: completed 1, partial 0.5"),
+    Column(
+        "minutes", Float, nullable=False, comment="minutes done; partial without duration: prescribed x 0.5"
+    ),
+    Column(
+        "share",
+        Float,
+        nullable=False,
+        comment="this type's share of the episode's minutes in this setting (of done sessions when no minutes)",
+    ),
+    CheckConstraint("setting IN ('clinic', 'home', 'all')", name="setting"),
+    sqlite_with_rowid=False,
+    comment="Never sum across settings: the 'all' rows already are home + clinic.",
+)
+
+episode_first_mcid = Table(
+    "episode_first_mcid",
+    metadata,
+    Column("episode_id", Integer, ForeignKey("episodes.episode_id"), primary_key=True),
+    Column("measure", String(64), ForeignKey("measures.code"), primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column(
+        "first_mcid_at",
+        DateTime,
+        nullable=False,
+        comment="first value at or after the start reaching the MCID",
+    ),
+    Column(
+        "days_to_mcid", Integer, nullable=False, comment="calendar days from the start to that value's day"
+    ),
+    comment="Episodes whose summary reached the MCID (episode_measure_summary.mcid_reached) and when.",
+)
+
 
 # =================================================================================================================
 # --- access control and audit (dashboard login, migration 0003) ---------------------------------------------------
