@@ -5,6 +5,7 @@ Only our own table and column names go into the statement text; every value trav
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,18 +40,27 @@ def prepare_rows(table: Table, frame: pd.DataFrame) -> list[tuple]:
     return list(zip(*python_columns(frame, table), strict=True))
 
 
-def insert_rows(conn: Connection, table: Table, rows: list[tuple]) -> None:
-    if not rows:
-        return
-    columns = [c.name for c in table.columns]
+def insert_rows(
+    conn: Connection, table: Table, rows: Iterable[tuple], columns: Sequence[str] | None = None
+) -> None:
+    """Bulk-insert row tuples; `columns` names what each tuple holds (default: the table's columns in order).
+
+    The fresh-patient fast path writes validated rows straight into a fact table with this, so the names let
+    its tuples keep the stage's order plus a trailing batch_id.
+    """
+    names = list(columns) if columns is not None else [c.name for c in table.columns]
     if conn.dialect.name == "postgresql":
         dbapi = conn.connection.driver_connection
-        with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     else:
-        marks = ", ".join("?" for _ in columns)
-        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
+        if not isinstance(rows, list):
+            rows = list(rows)
+        if not rows:
+            return
+        marks = ", ".join("?" for _ in names)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)  # noqa: S608
 
 
 def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:

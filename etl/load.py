@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -424,9 +426,9 @@ def _load_chunk(
     result.rows_unchanged += staged.duplicate_lines
     rejects = staged.rejects
     if len(staged.rows):
-        conn.execute(table.delete())
-        insert_rows(conn, table, stage_rows)
         if kind.name == "patients":
+            conn.execute(table.delete())
+            insert_rows(conn, table, stage_rows)
             conflicts = _merge_patients(conn, batch_id, result)
             # facts later in the same file (FHIR) refer to these patients
             ctx.known_patients.update(chunk_patients)
@@ -434,11 +436,9 @@ def _load_chunk(
             spec = {"scores": SCORE_SPEC, "visits": VISIT_SPEC, "sessions": SESSION_SPEC}[kind.name]
             if spec is SCORE_SPEC and staged.rows["line"].duplicated().any():
                 spec = VISIT_SPEC  # several scores from one source row (a FHIR panel): count by row
-            if kind.name == "sessions":
-                _add_exercises(conn)
-            fresh = _fresh_patients(conn, spec.target, chunk_patients, seen_patients)
-            new_lines = int(staged.rows["line"].nunique()) if fresh else None
-            conflicts = _merge_facts(conn, spec, batch_id, result, new_lines)
+            conflicts = _load_facts(
+                conn, spec, staged.rows, stage_rows, chunk_patients, seen_patients, batch_id, result
+            )
         if len(conflicts):
             rejects = pd.concat([rejects, conflicts], ignore_index=True)
         seen_patients.update(chunk_patients)
@@ -565,19 +565,13 @@ def _jsonable(v: Any) -> Any:
     return v.isoformat() if isinstance(v, date | datetime) else v
 
 
-def _merge_facts(
-    conn: Connection, spec: FactSpec, batch_id: int, result: BatchResult, all_new_lines: int | None = None
-) -> pd.DataFrame:
-    """`all_new_lines` is set when no row of this chunk can match an existing one (its patients have no facts
-    yet): then there is nothing to classify and every line is new."""
+def _merge_facts(conn: Connection, spec: FactSpec, batch_id: int, result: BatchResult) -> pd.DataFrame:
+    """Stage -> facts in SQL: classify every staged line, pop conflicts, record revisions, then one upsert."""
     s, f = spec.stage, spec.target
     on = _join_on(s, f, spec.key)
     same = _same(f, s, spec.values)
     pk = next(iter(f.primary_key.columns))
-    if all_new_lines is not None:
-        counts = {1: all_new_lines}
-    else:
-        counts = _classify(conn, s, f, on, same, batch_id, not spec.one_row_per_line, pk)
+    counts = _classify(conn, s, f, on, same, batch_id, not spec.one_row_per_line, pk)
     conflicts = pd.DataFrame({"line": [], "reasons": []})
     if counts.get(3):
         conflicts = _pop_conflicts(conn, s, f, on, same, batch_id)
@@ -601,19 +595,66 @@ def _merge_facts(
     return conflicts
 
 
-FRESH_CHECK_MAX_PATIENTS = 5_000
+def _load_facts(
+    conn: Connection,
+    spec: FactSpec,
+    rows: pd.DataFrame,
+    stage_rows: list[tuple],
+    chunk_patients: set[str],
+    seen_patients: set[str],
+    batch_id: int,
+    result: BatchResult,
+) -> pd.DataFrame:
+    """Validated fact rows of one chunk into the warehouse; returns the conflicts found while merging.
+
+    Rows of *fresh* patients (no row in the fact table yet, and none earlier in this file) cannot match anything,
+    so they are written straight into the fact table, once (the fast path: a first load of a file writes almost
+    every row this way). The rest (patients with facts already, or split across a chunk boundary) go through the
+    stage and the classifying merge, which finds unchanged rows, revisions and conflicts. Validation has already
+    removed duplicate keys inside the chunk, so a fresh patient's rows are unique. On PostgreSQL a concurrent load
+    of the same patients between the check and the insert makes the insert fail on the primary key: the whole
+    file rolls back and can be loaded again.
+    """
+    fresh = (chunk_patients - seen_patients) - _patients_with_facts(
+        conn, spec.target, chunk_patients - seen_patients
+    )
+    direct = rows["patient_id"].isin(fresh).to_numpy() if fresh else np.zeros(len(rows), dtype=bool)
+    if direct.any():
+        if spec.target is sessions:
+            _add_exercises_from(conn, rows[direct])
+        names = ["source_line", *[c.name for c in spec.stage.columns][1:], "batch_id"]
+        insert_rows(
+            conn, spec.target, (r + (batch_id,) for r in compress(stage_rows, direct.tolist())), names
+        )
+        result.rows_inserted += int(rows["line"][direct].nunique())
+    if direct.all():
+        return pd.DataFrame({"line": [], "reasons": []})
+    s = spec.stage
+    conn.execute(s.delete())
+    insert_rows(conn, s, compress(stage_rows, (~direct).tolist()))
+    if spec.target is sessions:
+        _add_exercises(conn)
+    return _merge_facts(conn, spec, batch_id, result)
 
 
-def _fresh_patients(conn: Connection, target: Table, chunk: set[str], seen: set[str]) -> bool:
-    """True when none of these patients has a row in `target` yet, nor appeared earlier in this file."""
-    if not chunk or len(chunk) > FRESH_CHECK_MAX_PATIENTS or not chunk.isdisjoint(seen):
-        return False
-    ids = sorted(chunk)
+def _patients_with_facts(conn: Connection, target: Table, candidates: set[str]) -> set[str]:
+    """Which of these patients already have a row in `target` (a range seek per patient on its key index)."""
+    ids = sorted(candidates)
+    found: set[str] = set()
     for i in range(0, len(ids), 500):
-        q = select(target.c.patient_id).where(target.c.patient_id.in_(ids[i : i + 500])).limit(1)
-        if conn.execute(q).first() is not None:
-            return False
-    return True
+        q = select(target.c.patient_id).where(target.c.patient_id.in_(ids[i : i + 500])).distinct()
+        found.update(conn.execute(q).scalars())
+    return found
+
+
+def _add_exercises_from(conn: Connection, rows: pd.DataFrame) -> None:
+    """Exercises named by fresh session rows (validation made each name mean one type)."""
+    pairs = rows[["exercise", "exercise_type"]].drop_duplicates("exercise")
+    ins = _dialect_insert(conn, exercises).on_conflict_do_nothing(index_elements=["exercise"])
+    conn.execute(
+        ins,
+        [{"exercise": e, "exercise_type": t} for e, t in pairs.itertuples(index=False, name=None)],
+    )
 
 
 def _add_exercises(conn: Connection) -> None:
