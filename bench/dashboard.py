@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,8 @@ def warehouse(args: argparse.Namespace) -> dict[str, Any]:
     else:
         info = {**build.build(args.cache_dir, args.patients, say), "reused": False}
     info["path"] = str(build.paths(args.cache_dir, args.patients)[0])
-    info["schema"] = build.upgrade_schema(build.url(Path(info["path"])), say)
+    as_of = date.fromisoformat(info["as_of"]) if info.get("as_of") else None
+    info["schema"] = build.upgrade_schema(build.url(Path(info["path"])), say, as_of)
     info["size_check"] = build.check_size(info, say)
     return info
 

@@ -146,8 +146,12 @@ def build(cache_dir: Path, n_patients: int, say: Say, *, seed: int = SEED) -> di
     return info
 
 
-def upgrade_schema(db_url: str, say: Say) -> dict[str, Any]:
-    """Migrate a reused warehouse to the code's head (as `etl init` does: the marts are rebuilt after an upgrade)."""
+def upgrade_schema(db_url: str, say: Say, as_of: date | None = None) -> dict[str, Any]:
+    """Migrate a reused warehouse to the code's head (as `etl init` does: the marts are rebuilt after an upgrade).
+
+    The marts are rebuilt as of the warehouse's own date (`as_of`, from the sidecar), not today: the generated data
+    ends there, and a later date would flag every patient "no data" and empty the 14-day adherence.
+    """
     from etl.summary import refresh_all
     from warehouse.db import make_engine
     from warehouse.migrate import current_revision, upgrade
@@ -159,7 +163,7 @@ def upgrade_schema(db_url: str, say: Say) -> dict[str, Any]:
         if before != after:
             t0 = time.perf_counter()
             with engine.begin() as conn:
-                n = refresh_all(conn)
+                n = refresh_all(conn, as_of=as_of)
             say(
                 f"schema upgraded {before} -> {after}: summaries rebuilt for {n:,} episodes in "
                 f"{time.perf_counter() - t0:.0f} s"

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from etl.bulk import bulk_insert
+from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
 from warehouse.schema import (
     CASELOAD_FLAGS,
@@ -133,6 +134,7 @@ def _refresh_block(
     se = _assign(se, windows, "session_date")
     measure_rows = _measure_summary(sc, windows, catalog, rules)
     episode_rows = _with_wide_measures(_episode_summary(ep, windows, sc, se, as_of, rules), measure_rows)
+    episode_rows = add_caseload_flags(episode_rows, measure_rows, rules_from_catalog(catalog))
     bulk_insert(conn, episode_summary, episode_rows)
     bulk_insert(conn, episode_measure_summary, measure_rows)
     return len(episode_rows)
@@ -284,7 +286,7 @@ def _with_wide_measures(episode_rows: pd.DataFrame, measure_rows: pd.DataFrame) 
     out = out.reset_index()
     for col in (*(f"flag_{name}" for name in CASELOAD_FLAGS), "n_flags"):
         if col not in out or out[col].isna().all():
-            out[col] = 0  # computed by the caseload flag rules (see dashboard/flags.py)
+            out[col] = 0  # set by add_caseload_flags (etl/summary_flags.py) in _refresh_block
     return out[[c.name for c in episode_summary.columns]]
 
 
@@ -303,6 +305,7 @@ def sync_wide_measures(conn: Connection) -> None:
                 .scalar_subquery()
             )
     conn.execute(episode_summary.update().values(values))
+    sync_caseload_flags(conn)
 
 
 __all__ = ["refresh_all", "refresh_summaries", "sync_wide_measures"]

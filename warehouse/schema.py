@@ -241,7 +241,7 @@ def _wide_columns() -> list[Column]:
     return cols
 
 
-#: The caseload's flags, in display order (their rules: dashboard/flags.py).
+#: The caseload's flags, in display order (their rules: warehouse/flag_rules.py).
 CASELOAD_FLAGS: tuple[str, ...] = (
     "worsening",
     "not_responding",
@@ -272,11 +272,18 @@ episode_summary = Table(
     Column("as_of", Date, nullable=False),
     Column("refreshed_at", DateTime, nullable=False),
     *_wide_columns(),
-    # Caseload flags as of `as_of` (0/1, migration 0004): written by the summary refresh, rules in dashboard/flags.
+    # Caseload flags as of `as_of` (0/1, migration 0004): written by the summary refresh, rules in warehouse/flag_rules.
     *(Column(f"flag_{name}", SmallInteger, nullable=False, server_default="0") for name in CASELOAD_FLAGS),
     Column("n_flags", SmallInteger, nullable=False, server_default="0"),
     Index("ix_episode_summary_clinic_therapist", "clinic_id", "therapist_id"),
     Index("ix_episode_summary_active_flags", "is_active", "n_flags", "last_activity", "episode_id"),
+    Index(
+        "ix_episode_summary_active_flag_counts",
+        "is_active",
+        "clinic_id",
+        "therapist_id",
+        *(f"flag_{name}" for name in CASELOAD_FLAGS),
+    ),
     Index("ix_episode_summary_therapist", "therapist_id", "is_active"),
 )
 

@@ -1,12 +1,17 @@
-"""The caseload: one row per active episode in scope, with its flags computed in SQL over the summary marts.
+"""The caseload: one row per active episode in scope, with the flags the ETL stored on the summary mart.
 
 Paging, sorting, filtering and flag counting all happen in the database (`LIMIT/OFFSET`, `ORDER BY`, `WHERE`,
-`SUM(CASE ...)`), so the page stays fast with 100,000 patients: it never reads the fact tables.
+`SUM`), so the page stays fast with 100,000 patients: it never reads the fact tables. The flags are columns of
+`episode_summary` (`flag_<name>`, `n_flags`, written by the summary refresh with the catalog's thresholds), so the
+default sort (most flags first, then oldest activity) walks `ix_episode_summary_active_flags` instead of evaluating
+five rules on ~44,000 rows per page. Given other thresholds than the ones stored, the same rules are evaluated in SQL
+(`warehouse.flag_rules`), the slower path the page took before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -17,6 +22,7 @@ from sqlalchemy.sql import Select
 
 from dashboard import flags as fl
 from dashboard.queries import read_frame
+from dashboard.queries.catalog import measures_catalog
 from dashboard.scope import Scope, scope_clause
 from dashboard.sqlfuncs import days_between
 from warehouse.schema import (
@@ -56,6 +62,28 @@ class SortKey:
 
 DEFAULT_SORT: tuple[SortKey, ...] = (SortKey("n_flags", True), SortKey("last_activity", False))
 
+_stored_rules_cache: weakref.WeakKeyDictionary[Engine, fl.FlagRules] = weakref.WeakKeyDictionary()
+
+
+def stored_rules(engine: Engine) -> fl.FlagRules:
+    """The thresholds the stored flag columns were computed with: the measures catalog's, as in the ETL.
+
+    Read once per engine (the catalog changes with `etl init`, after which the marts are refreshed anyway and the
+    dashboard restarted, like `create_app`'s own `FlagRules.from_catalog`).
+    """
+    rules = _stored_rules_cache.get(engine)
+    if rules is None:
+        rules = fl.FlagRules.from_catalog(measures_catalog(engine).to_dict("records"))
+        _stored_rules_cache[engine] = rules
+    return rules
+
+
+def _computed(engine: Engine, rules: fl.FlagRules | None) -> fl.FlagRules | None:
+    """None when the stored columns answer for `rules` (the fast path), else the rules to evaluate in SQL."""
+    if rules is None or rules == stored_rules(engine):
+        return None
+    return rules
+
 
 def _measures(rules: fl.FlagRules) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*SHOWN_MEASURES, *MCID_MEASURES, *rules.measures)))
@@ -75,56 +103,87 @@ class _WideMeasure:
         )
 
 
-def _rows(scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> Select:
-    """Active episodes in scope with the columns the caseload shows and one 0/1 column per flag."""
+def _sum(terms: Sequence[ColumnElement[int]]) -> ColumnElement[int]:
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def _rows(
+    scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules | None, *, columns: bool = True
+) -> Select:
+    """Active episodes in scope with one 0/1 column per flag and `n_flags` (and, with `columns`, what the grid
+    shows).
+
+    `rules` None reads the stored flags; a FlagRules evaluates them in SQL. Counting needs no patient names, so
+    without `columns` the patients join is left out when neither the scope nor a search needs it (clinic-wide:
+    the count is then an index scan of `episode_summary`).
+    """
     es = episode_summary
-    joined = es.join(patients, patients.c.patient_id == es.c.patient_id).outerjoin(
-        therapists, therapists.c.therapist_id == es.c.therapist_id
-    )
+    need_patients = columns or scope.kind != "clinic_wide" or bool(filters.search and filters.search.strip())
+    joined = es.join(patients, patients.c.patient_id == es.c.patient_id) if need_patients else es
+    if columns:
+        joined = joined.outerjoin(therapists, therapists.c.therapist_id == es.c.therapist_id)
     m = {}
-    for code in _measures(rules):
+    for code in _measures(rules or fl.FlagRules()):
         if code in WIDE_MEASURES:  # copied onto the episode row by the ETL: no join
             m[code] = _WideMeasure(es, code)
             continue
+        if rules is None:
+            continue  # only a non-default rule set needs a measure beyond the wide ones
         alias = episode_measure_summary.alias(f"m_{code}")
         joined = joined.outerjoin(alias, and_(alias.c.episode_id == es.c.episode_id, alias.c.measure == code))
         m[code] = alias
-    days = days_between(es.c.start_date, es.c.as_of)
-    flag_exprs: dict[str, ColumnElement[bool]] = {
-        fl.WORSENING: fl.worsening_sql({c: a.c.change for c, a in m.items()}, rules),
-        fl.NOT_RESPONDING: fl.not_responding_sql(
-            es.c.start_date, es.c.as_of, es.c.visits, {c: a.c.mcid_reached for c, a in m.items()}, rules
-        ),
-        fl.LOW_ADHERENCE: fl.low_adherence_sql(es.c.adherence_14d, rules),
-        fl.NO_RECENT_DATA: fl.no_recent_data_sql(es.c.last_activity, es.c.start_date, es.c.as_of, rules),
-        fl.MISSING_BASELINE: fl.missing_baseline_sql({c: a.c.baseline_value for c, a in m.items()}, rules),
-    }
-    columns = [
+    if rules is None:
+        flag_cols = [es.c[f"flag_{name}"] for name in fl.FLAGS]
+        n_flags: ColumnElement[int] = es.c.n_flags
+    else:
+        conditions = fl.flags_sql(
+            {c: a.c.change for c, a in m.items()},
+            {c: a.c.mcid_reached for c, a in m.items()},
+            {c: a.c.baseline_value for c, a in m.items()},
+            start_date=es.c.start_date,
+            as_of=es.c.as_of,
+            visits=es.c.visits,
+            adherence_14d=es.c.adherence_14d,
+            last_activity=es.c.last_activity,
+            rules=rules,
+        )
+        flag_cols = [case((conditions[name], 1), else_=0) for name in fl.FLAGS]
+        n_flags = _sum(flag_cols)
+    selected = [
         es.c.episode_id,
-        es.c.patient_id,
-        patients.c.first_name,
-        patients.c.last_name,
-        es.c.clinic_id,
-        es.c.therapist_id,
-        therapists.c.name.label("therapist_name"),
-        es.c.start_date,
-        es.c.as_of,
-        days.label("days_in_episode"),
-        es.c.visits,
-        es.c.adherence,
-        es.c.adherence_14d,
-        es.c.home_scheduled_14d,
-        es.c.last_activity,
-        m["pain_leg"].c.baseline_value.label("pain_leg_baseline"),
-        m["pain_leg"].c.latest_value.label("pain_leg_latest"),
-        m["pain_leg"].c.change.label("pain_leg_change"),
-        m["odi"].c.baseline_value.label("odi_baseline"),
-        m["odi"].c.latest_value.label("odi_latest"),
-        m["odi"].c.change.label("odi_change"),
-        *(m[c].c.mcid_reached.label(f"mcid_{c}") for c in MCID_MEASURES),
-        *(case((expr, 1), else_=0).label(f"flag_{name}") for name, expr in flag_exprs.items()),
+        *(col.label(f"flag_{name}") for name, col in zip(fl.FLAGS, flag_cols, strict=True)),
     ]
-    where = [es.c.is_active.is_(True), scope_clause(scope, es), scope_clause(scope, patients)]
+    selected.append(n_flags.label("n_flags"))
+    if columns:
+        selected += [
+            es.c.patient_id,
+            patients.c.first_name,
+            patients.c.last_name,
+            es.c.clinic_id,
+            es.c.therapist_id,
+            therapists.c.name.label("therapist_name"),
+            es.c.start_date,
+            es.c.as_of,
+            days_between(es.c.start_date, es.c.as_of).label("days_in_episode"),
+            es.c.visits,
+            es.c.adherence,
+            es.c.adherence_14d,
+            es.c.home_scheduled_14d,
+            es.c.last_activity,
+            m["pain_leg"].c.baseline_value.label("pain_leg_baseline"),
+            m["pain_leg"].c.latest_value.label("pain_leg_latest"),
+            m["pain_leg"].c.change.label("pain_leg_change"),
+            m["odi"].c.baseline_value.label("odi_baseline"),
+            m["odi"].c.latest_value.label("odi_latest"),
+            m["odi"].c.change.label("odi_change"),
+            *(m[c].c.mcid_reached.label(f"mcid_{c}") for c in MCID_MEASURES),
+        ]
+    where = [es.c.is_active.is_(True), scope_clause(scope, es)]
+    if need_patients:
+        where.append(scope_clause(scope, patients))
     if filters.therapist_id:
         where.append(es.c.therapist_id == filters.therapist_id)
     if filters.clinic_id:
@@ -138,14 +197,7 @@ def _rows(scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> Select
                 patients.c.first_name.ilike(pattern, escape="\\"),
             )
         )
-    return select(*columns).select_from(joined).where(*where)
-
-
-def _n_flags(sub) -> ColumnElement[int]:
-    total = sub.c[f"flag_{fl.FLAGS[0]}"]
-    for name in fl.FLAGS[1:]:
-        total = total + sub.c[f"flag_{name}"]
-    return total
+    return select(*selected).select_from(joined).where(*where)
 
 
 def sortable_columns() -> tuple[str, ...]:
@@ -166,9 +218,8 @@ def sortable_columns() -> tuple[str, ...]:
     )
 
 
-def _order_by(sub, n_flags: ColumnElement[int], sort: Sequence[SortKey]) -> list[ColumnElement]:
+def _order_by(sub, sort: Sequence[SortKey]) -> list[ColumnElement]:
     cols = {name: sub.c[name] for name in sortable_columns() if name in sub.c}
-    cols["n_flags"] = n_flags
     cols["patient"] = func.coalesce(sub.c.last_name, sub.c.patient_id)
     order = []
     for key in sort or DEFAULT_SORT:
@@ -184,27 +235,40 @@ def caseload_page(
     engine: Engine,
     scope: Scope,
     filters: CaseloadFilters = CaseloadFilters(),
-    rules: fl.FlagRules = fl.FlagRules(),
+    rules: fl.FlagRules | None = None,
     *,
     sort: Sequence[SortKey] = (),
     offset: int = 0,
     limit: int = 50,
 ) -> pd.DataFrame:
-    """One page of the caseload, sorted and filtered in SQL. `total_rows` on every row counts all matches."""
+    """One page of the caseload, sorted and filtered in SQL. `total_rows` on every row counts all matches.
+
+    `rules` None (or the catalog's thresholds) reads the stored flags. The total is no window function (that
+    stopped SQLite from flattening the query, so every row was computed before the sort): a short last page gives
+    it for free, otherwise one COUNT over the index.
+    """
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     offset = max(0, int(offset))
-    sub = _rows(scope, filters, rules).subquery("caseload")
-    n_flags = _n_flags(sub)
-    stmt = select(*sub.c, n_flags.label("n_flags"), func.count().over().label("total_rows"))
+    computed = _computed(engine, rules)
+    sub = _rows(scope, filters, computed).subquery("caseload")
+    stmt = select(*sub.c)
     if filters.flag:
         stmt = stmt.where(sub.c[f"flag_{filters.flag}"] == 1)
-    stmt = stmt.order_by(*_order_by(sub, n_flags, sort)).limit(limit).offset(offset)
-    return read_frame(engine, stmt)
+    stmt = stmt.order_by(*_order_by(sub, sort)).limit(limit).offset(offset)
+    df = read_frame(engine, stmt)
+    if len(df) < limit and (len(df) or not offset):
+        total = offset + len(df)
+    else:
+        total = caseload_total(engine, scope, filters, computed)
+    df["total_rows"] = total
+    return df
 
 
-def caseload_total(engine: Engine, scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules) -> int:
-    """How many rows the caseload has with these filters (used when a page past the end comes back empty)."""
-    sub = _rows(scope, filters, rules).subquery("caseload")
+def caseload_total(
+    engine: Engine, scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules | None = None
+) -> int:
+    """How many rows the caseload has with these filters (the grid's row count)."""
+    sub = _rows(scope, filters, _computed(engine, rules), columns=False).subquery("caseload")
     stmt = select(func.count()).select_from(sub)
     if filters.flag:
         stmt = stmt.where(sub.c[f"flag_{filters.flag}"] == 1)
@@ -213,13 +277,13 @@ def caseload_total(engine: Engine, scope: Scope, filters: CaseloadFilters, rules
 
 
 def flag_counts(
-    engine: Engine, scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules = fl.FlagRules()
+    engine: Engine, scope: Scope, filters: CaseloadFilters, rules: fl.FlagRules | None = None
 ) -> dict[str, int]:
     """Active episodes per flag (and `all`), under every filter except the flag filter itself."""
     base = CaseloadFilters(
         therapist_id=filters.therapist_id, clinic_id=filters.clinic_id, search=filters.search
     )
-    sub = _rows(scope, base, rules).subquery("caseload")
+    sub = _rows(scope, base, _computed(engine, rules), columns=False).subquery("caseload")
     stmt = select(
         func.count().label("all"),
         *(func.coalesce(func.sum(sub.c[f"flag_{name}"]), 0).label(name) for name in fl.FLAGS),

@@ -136,3 +136,85 @@ def test_flags_for_orders_flags():
         rules=R,
     )
     assert raised == list(fl.FLAGS)
+
+
+# --- the flags the ETL stores on episode_summary follow the same rules -----------------------------------------
+def _rule_vs_stored(engine, rules: fl.FlagRules) -> tuple[dict, dict]:
+    """Per episode: the flags the Python rule raises (none for a discharged episode), and the stored columns."""
+    from warehouse.schema import episode_measure_summary, episode_summary
+
+    with engine.connect() as conn:
+        episodes = conn.execute(select(episode_summary)).mappings().all()
+        by_episode: dict[int, dict] = {}
+        for m in conn.execute(select(episode_measure_summary)).mappings():
+            by_episode.setdefault(m["episode_id"], {})[m["measure"]] = m
+    expected, stored = {}, {}
+    for ep in episodes:
+        ms = by_episode.get(ep["episode_id"], {})
+        raised = fl.flags_for(
+            changes={k: v["change"] for k, v in ms.items()},
+            mcid_reached={k: v["mcid_reached"] for k, v in ms.items()},
+            baselines={k: v["baseline_value"] for k, v in ms.items()},
+            days_in_episode=(ep["as_of"] - ep["start_date"]).days,
+            visits=ep["visits"],
+            adherence_14d=ep["adherence_14d"],
+            last_activity=ep["last_activity"],
+            start_date=ep["start_date"],
+            as_of=ep["as_of"],
+            rules=rules,
+        )
+        expected[ep["episode_id"]] = (
+            raised if ep["is_active"] else [],
+            len(raised) if ep["is_active"] else 0,
+        )
+        stored[ep["episode_id"]] = ([f for f in fl.FLAGS if ep[f"flag_{f}"] == 1], ep["n_flags"])
+    return expected, stored
+
+
+def test_stored_flag_columns_are_the_flag_names():
+    from warehouse.schema import CASELOAD_FLAGS
+
+    assert fl.FLAGS == CASELOAD_FLAGS
+    assert tuple(f"flag_{f}" for f in CASELOAD_FLAGS) == fl.STORED_COLUMNS
+
+
+def test_refresh_stores_the_flags_the_rule_raises(engine, tmp_path):
+    """A generated warehouse loaded through the ETL (refresh in pandas), then recomputed in SQL: both match."""
+    from etl.generate import generate
+    from etl.load import load_files
+    from etl.summary import sync_wide_measures
+
+    paths = generate(tmp_path / "gen", 150, seed=11, as_of=AS_OF)
+    load_files(engine, list(paths.values()), as_of=AS_OF)
+    rules = fl.FlagRules.from_catalog(_catalog(engine))
+    expected, stored = _rule_vs_stored(engine, rules)
+    assert stored == expected
+    raised = [f for flags, _ in expected.values() for f in flags]
+    # The generator always measures a baseline; the fixture warehouse below covers missing_baseline.
+    assert len(expected) >= 150
+    assert all(f in raised for f in fl.FLAGS if f != fl.MISSING_BASELINE), {
+        f: raised.count(f) for f in fl.FLAGS
+    }
+
+    with engine.begin() as conn:  # the SQL form writes the same columns
+        conn.execute(episode_summary_table().update().values(n_flags=0, flag_worsening=0))
+        sync_wide_measures(conn)
+    assert _rule_vs_stored(engine, rules)[1] == expected
+
+
+def test_sync_wide_measures_stores_the_flags_of_the_fixture_warehouse(warehouse):
+    expected, stored = _rule_vs_stored(warehouse, fl.FlagRules.from_catalog(_catalog(warehouse)))
+    assert stored == expected
+    assert any(flags for flags, _ in expected.values())
+
+
+def _catalog(engine) -> list[dict]:
+    from dashboard.queries.catalog import measures_catalog
+
+    return measures_catalog(engine).to_dict("records")
+
+
+def episode_summary_table():
+    from warehouse.schema import episode_summary
+
+    return episode_summary

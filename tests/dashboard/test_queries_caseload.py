@@ -140,3 +140,27 @@ def test_summary_as_of(warehouse):
 
     assert q.summary_as_of(warehouse, ALL) == AS_OF
     assert q.summary_as_of(warehouse, Scope.therapist()) is None
+
+
+def test_stored_flags_agree_with_the_rules_evaluated_in_sql(warehouse):
+    """The page reads the flags the ETL stored; the SQL form of the same rules gives the same rows."""
+    stored = q.caseload_page(warehouse, ALL).set_index("episode_id")
+    in_sql = q.read_frame(warehouse, q._rows(ALL, F(), FlagRules())).set_index("episode_id")
+    cols = [f"flag_{f}" for f in FLAGS] + ["n_flags"]
+    assert stored.sort_index()[cols].astype(int).equals(in_sql.sort_index()[cols].astype(int))
+
+
+def test_default_rules_read_the_stored_columns(warehouse):
+    from warehouse.schema import episode_summary
+
+    with warehouse.begin() as conn:  # a stored flag the rules would not raise: the page shows what is stored
+        conn.execute(
+            episode_summary.update()
+            .where(episode_summary.c.patient_id == "P1")
+            .values(flag_worsening=1, n_flags=1)
+        )
+    assert sorted(q.caseload_page(warehouse, ALL, F(flag="worsening"))["patient_id"]) == ["P1", "P2"]
+    assert q.flag_counts(warehouse, ALL, F())["worsening"] == 2
+    assert q.caseload_total(warehouse, ALL, F(flag="worsening")) == 2
+    lenient = FlagRules(low_adherence=0.4)  # other thresholds: evaluated in SQL, the stored columns ignored
+    assert q.flag_counts(warehouse, ALL, F(), lenient)["worsening"] == 1
