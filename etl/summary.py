@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from etl.bulk import bulk_insert
+from etl.summary_dose import refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
 from warehouse.schema import (
@@ -137,6 +138,7 @@ def _refresh_block(
     episode_rows = add_caseload_flags(episode_rows, measure_rows, rules_from_catalog(catalog))
     bulk_insert(conn, episode_summary, episode_rows)
     bulk_insert(conn, episode_measure_summary, measure_rows)
+    refresh_outcome_marts(conn, block, rules)  # outcomes page marts (etl/summary_dose.py)
     return len(episode_rows)
 
 

@@ -1,8 +1,9 @@
 """Outcomes (`/outcomes`, managers): exercise types, therapists and clinics compared honestly.
 
-The callbacks are thin: `filters_from_inputs` -> `OutcomeCache.get` (per scope, until the warehouse changes) ->
-`queries.outcomes` tables -> `figures.outcomes` charts. Every body is a plain function taking the `AppContext` and
-the cache, so tests call it without a browser.
+The callbacks are thin: `filters_from_inputs` -> `queries.outcomes` (grouped SQL over the marts for the main
+outputs, the filtered episodes' rows for the regressions; scope enforced in SQL) -> `figures.outcomes` charts.
+Nothing is kept between callbacks. Every body is a plain function taking the `AppContext`, so tests call it
+without a browser.
 """
 
 from __future__ import annotations
@@ -302,9 +303,14 @@ def filters_from_inputs(
     )
 
 
-def view_for(ctx: AppContext, cache: q.OutcomeCache, filters: q.OutcomeFilters) -> q.OutcomeView:
-    data = cache.get(ctx.engine, ctx.scope(), ctx.flag_rules)
-    return q.outcome_view(data, filters)
+def aggregates_for(ctx: AppContext, filters: q.OutcomeFilters) -> q.OutcomeAggregates:
+    """The main outputs' numbers: grouped SQL over the marts, in the viewer's scope."""
+    return q.outcome_aggregates(ctx.engine, ctx.scope(), filters, ctx.flag_rules)
+
+
+def view_for(ctx: AppContext, filters: q.OutcomeFilters) -> q.OutcomeView:
+    """The filtered episodes' rows (model columns only), for the regressions."""
+    return q.outcome_rows(ctx.engine, ctx.scope(), filters, ctx.flag_rules)
 
 
 def _ci(mean: Any, lo: Any, hi: Any, digits: int = 1) -> str:
@@ -446,13 +452,13 @@ def dose_type_table(df: pd.DataFrame) -> html.Div:
     return html_table(rows, ["Exercise type", *bands])
 
 
-def key_numbers(view: q.OutcomeView) -> list[dbc.Col]:
+def key_numbers(agg: q.OutcomeAggregates) -> list[dbc.Col]:
     from dashboard.components import key_number
 
-    leg = q.responders(view.episodes, q.PRIMARY) if view.n else None
-    md = q.missing_data(view).set_index("what")["episodes"]
+    leg = agg.responders(q.PRIMARY) if agg.n else None
+    md = agg.missing_data().set_index("what")["episodes"]
     out = [
-        key_number("Episodes (all starters)", f"{view.n:,}"),
+        key_number("Episodes (all starters)", f"{agg.n:,}"),
         key_number("Completers", f"{int(md['Completers (discharged)']):,}"),
         key_number("Dropped out", f"{int(md['Dropped out (no data 14 d, not discharged)']):,}"),
     ]
@@ -471,32 +477,31 @@ def _labels(ctx: AppContext) -> dict[str, str]:
     return exercise_type_labels(ctx.engine)
 
 
-def main_outputs(ctx: AppContext, cache: q.OutcomeCache, filters: q.OutcomeFilters) -> dict[str, Any]:
+def main_outputs(ctx: AppContext, filters: q.OutcomeFilters) -> dict[str, Any]:
     """Everything the filter change redraws except the regression-based parts (see `comparison_outputs`)."""
-    view = view_for(ctx, cache, filters)
+    agg = aggregates_for(ctx, filters)
     labels = _labels(ctx)
-    summary = q.type_summary(view, labels)
+    summary = agg.type_summary(labels)
     units = {"pain_leg": "points", "numbness": "points", "odi": "points", "slr": "degrees"}
-    points = q.scatter_points(view)
-    n_pairs = int(view.episodes[["adherence", "pain_leg_change"]].dropna().shape[0])
+    points = agg.scatter_points()
     trend = stats.trend_line(points["adherence"], points["change"]) if len(points) else None
-    dropout = q.dropout_by_week(view)
-    md = q.missing_data(view)
+    dropout = agg.dropout_by_week()
+    md = agg.missing_data()
     return {
-        ids.OUTCOMES_N: f"n = {view.n:,} episodes ({filters.describe()}).",
-        ids.OUTCOMES_KEY_NUMBERS: key_numbers(view),
+        ids.OUTCOMES_N: f"n = {agg.n:,} episodes ({filters.describe()}).",
+        ids.OUTCOMES_KEY_NUMBERS: key_numbers(agg),
         ids.OUTCOMES_FOREST: fig.forest(summary, q.MEASURES, units),
         ids.OUTCOMES_TYPE_TABLE: type_table(summary),
         ids.OUTCOMES_RESPONDERS: fig.responder_bars(summary),
-        ids.OUTCOMES_SCATTER: fig.adherence_scatter(points, trend, n_pairs),
-        ids.OUTCOMES_TREND: fig.monthly(q.monthly_trend(view)),
-        ids.OUTCOMES_DOSE: fig.dose_response(q.dose_response(view)),
-        ids.OUTCOMES_DOSE_TYPE_TABLE: dose_type_table(q.dose_by_type(view, labels)),
+        ids.OUTCOMES_SCATTER: fig.adherence_scatter(points, trend, agg.n_pairs),
+        ids.OUTCOMES_TREND: fig.monthly(agg.monthly_trend()),
+        ids.OUTCOMES_DOSE: fig.dose_response(agg.dose_response()),
+        ids.OUTCOMES_DOSE_TYPE_TABLE: dose_type_table(agg.dose_by_type(labels)),
         ids.OUTCOMES_MISSING_TABLE: html_table(
             [{"": r["what"], "Episodes": f"{int(r['episodes']):,}"} for r in md.to_dict("records")],
             ["", "Episodes"],
         ),
-        ids.OUTCOMES_DROPOUT: fig.dropout(dropout, view.n),
+        ids.OUTCOMES_DROPOUT: fig.dropout(dropout, agg.n),
     }
 
 
@@ -525,9 +530,9 @@ def _names(ctx: AppContext) -> tuple[dict[str, str], dict[str, str]]:
     )
 
 
-def comparison_outputs(ctx: AppContext, cache: q.OutcomeCache, filters: q.OutcomeFilters) -> dict[str, Any]:
-    """Risk-adjusted comparison by type and the therapist / clinic benchmarks (the OLS fits)."""
-    view = view_for(ctx, cache, filters)
+def comparison_outputs(ctx: AppContext, filters: q.OutcomeFilters) -> dict[str, Any]:
+    """Risk-adjusted comparison by type and the therapist / clinic benchmarks (the OLS fits: rows needed)."""
+    view = view_for(ctx, filters)
     labels = _labels(ctx)
     adj = q.adjusted_comparison(view, labels)
     therapist_names, clinic_names = _names(ctx)
@@ -549,19 +554,16 @@ COMPARISON_OUTPUTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def quality_frames(
-    ctx: AppContext, cache: q.OutcomeCache, filters: q.OutcomeFilters
-) -> dict[str, pd.DataFrame]:
-    view = view_for(ctx, cache, filters)
+def quality_frames(ctx: AppContext, filters: q.OutcomeFilters) -> dict[str, pd.DataFrame]:
     return {
         "batches": q.etl_batch_rows(ctx.engine),
         "rejects": q.reject_reasons(ctx.engine),
-        "missing": q.data_quality_counts(view),
+        "missing": q.quality_counts(ctx.engine, ctx.scope(), filters),
     }
 
 
-def quality_panel(ctx: AppContext, cache: q.OutcomeCache, filters: q.OutcomeFilters) -> list[Any]:
-    f = quality_frames(ctx, cache, filters)
+def quality_panel(ctx: AppContext, filters: q.OutcomeFilters) -> list[Any]:
+    f = quality_frames(ctx, filters)
     b = f["batches"]
     batches = html_table(
         [
@@ -618,43 +620,44 @@ def recovery_figure(ctx: AppContext, measure: str | None, band: str | None, clin
     return fig.recovery(bands, BAND_MEASURES[measure], label, int(df["episode_id"].nunique()), unit)
 
 
-def csv_frame(ctx: AppContext, cache: q.OutcomeCache, which: str, filters: q.OutcomeFilters) -> pd.DataFrame:
+def csv_frame(ctx: AppContext, which: str, filters: q.OutcomeFilters) -> pd.DataFrame:
     """The table behind a CSV button, unformatted (numbers as numbers)."""
-    view = view_for(ctx, cache, filters)
     labels = _labels(ctx)
     if which == ids.OUTCOMES_CSV_TYPES:
-        return q.type_summary(view, labels)
+        return aggregates_for(ctx, filters).type_summary(labels)
     if which == ids.OUTCOMES_CSV_DOSE:
+        agg = aggregates_for(ctx, filters)
         return pd.concat(
             [
-                q.dose_response(view).assign(table="adherence band"),
-                q.dose_by_type(view, labels).assign(table="weekly dose by type"),
+                agg.dose_response().assign(table="adherence band"),
+                agg.dose_by_type(labels).assign(table="weekly dose by type"),
             ],
             ignore_index=True,
         )
     if which == ids.OUTCOMES_CSV_ADJUSTED:
-        return q.adjusted_comparison(view, labels)
+        return q.adjusted_comparison(view_for(ctx, filters), labels)
     if which in (ids.OUTCOMES_CSV_THERAPISTS, ids.OUTCOMES_CSV_CLINICS):
         therapist_names, clinic_names = _names(ctx)
         if which == ids.OUTCOMES_CSV_THERAPISTS:
-            return q.benchmarks(view, "therapist_id", therapist_names)
-        return q.benchmarks(view, "clinic_id", clinic_names)
+            return q.benchmarks(view_for(ctx, filters), "therapist_id", therapist_names)
+        return q.benchmarks(view_for(ctx, filters), "clinic_id", clinic_names)
     if which == ids.OUTCOMES_CSV_MISSING:
+        agg = aggregates_for(ctx, filters)
         return pd.concat(
             [
-                q.missing_data(view).assign(table="counts"),
-                q.dropout_by_week(view).assign(table="dropout by week"),
+                agg.missing_data().assign(table="counts"),
+                agg.dropout_by_week().assign(table="dropout by week"),
             ],
             ignore_index=True,
         )
     if which == ids.OUTCOMES_CSV_QUALITY:
-        f = quality_frames(ctx, cache, filters)
+        f = quality_frames(ctx, filters)
         return pd.concat([frame.assign(table=name) for name, frame in f.items()], ignore_index=True)
     raise ValueError(f"no CSV for {which!r}")
 
 
-def download(ctx: AppContext, cache: q.OutcomeCache, which: str, filters: q.OutcomeFilters) -> dict[str, Any]:
-    df = csv_frame(ctx, cache, which, filters)
+def download(ctx: AppContext, which: str, filters: q.OutcomeFilters) -> dict[str, Any]:
+    df = csv_frame(ctx, which, filters)
     return dcc.send_data_frame(df.to_csv, f"outcomes-{CSV_BUTTONS[which]}.csv", index=False)
 
 
@@ -682,9 +685,8 @@ def _filter_inputs(kind=Input) -> list:
     ]
 
 
-def register(app: Dash, ctx: AppContext, cache: q.OutcomeCache | None = None) -> q.OutcomeCache:
-    """Wire the page's callbacks; returns the cache they share (one per app)."""
-    cache = cache or q.OutcomeCache()
+def register(app: Dash, ctx: AppContext) -> None:
+    """Wire the page's callbacks (they keep nothing between calls: every number comes from SQL)."""
 
     @app.callback(
         Output(ids.OUTCOMES_CLINIC, "options"),
@@ -696,17 +698,17 @@ def register(app: Dash, ctx: AppContext, cache: q.OutcomeCache | None = None) ->
 
     @app.callback([Output(i, p) for i, p in MAIN_OUTPUTS], _filter_inputs())
     def _main(*values):
-        out = main_outputs(ctx, cache, filters_from_inputs(*values))
+        out = main_outputs(ctx, filters_from_inputs(*values))
         return [out[i] for i, _ in MAIN_OUTPUTS]
 
     @app.callback([Output(i, p) for i, p in COMPARISON_OUTPUTS], _filter_inputs())
     def _comparison(*values):
-        out = comparison_outputs(ctx, cache, filters_from_inputs(*values))
+        out = comparison_outputs(ctx, filters_from_inputs(*values))
         return [out[i] for i, _ in COMPARISON_OUTPUTS]
 
     @app.callback(Output(ids.OUTCOMES_QUALITY, "children"), _filter_inputs())
     def _quality(*values):
-        return quality_panel(ctx, cache, filters_from_inputs(*values))
+        return quality_panel(ctx, filters_from_inputs(*values))
 
     @app.callback(
         Output(ids.OUTCOMES_RECOVERY, "figure"),
@@ -727,6 +729,4 @@ def register(app: Dash, ctx: AppContext, cache: q.OutcomeCache | None = None) ->
         which = dash.ctx.triggered_id
         if which not in CSV_BUTTONS:
             return no_update
-        return download(ctx, cache, which, filters_from_inputs(*args[len(CSV_BUTTONS) :]))
-
-    return cache
+        return download(ctx, which, filters_from_inputs(*args[len(CSV_BUTTONS) :]))

@@ -1,43 +1,53 @@
 """Outcomes for managers: which exercise types, therapists and clinics get results, and how much to trust them.
 
-Reading (SQL, scope enforced in SQL on `episode_summary` and `patients`):
-- `outcome_episodes`: one row per episode in scope from the summary mart (wide measure columns), with age, sex,
-  symptom onset and side; never the fact tables.
-- `episode_type_dose`: the completed/partial dose per episode, exercise type and setting, grouped in SQL from
-  `sessions` (the one read of a fact table: see "Exercise types" below).
-- `weeks_to_mcid`: when leg pain first reached the MCID, for episodes whose summary says it did (scores, by the
-  primary-key range of each patient).
-- `recovery_scores`, `etl_batch_rows`, `reject_reasons`: the recovery bands and the data-quality panel.
+Reading (SQL, scope enforced in SQL on `episode_summary`, and on `patients` wherever a patient column is read):
+- every number of the filter-change callback comes from grouped SQL over the marts (`outcome_aggregates`):
+  `episode_summary` (one row per episode, wide measure columns), `episode_exercise_dose` (dose per episode, setting
+  and type, with each type's share) and `episode_first_mcid` (when leg pain first reached the MCID), all written by
+  the ETL's summary refresh. The per-episode rules (age, severity, ceiling, drop-out, responder flags, the
+  affected side's SLR...) are SQL expressions (`_episode_columns`); the groups come back as sums, counts and
+  sums of squares per cell (month x adherence band x drop-out week; type x weekly-dose band), and means, t and
+  Wilson intervals are computed from them in Python (`OutcomeAggregates`). Medians (weeks to MCID) come from a
+  histogram of whole days grouped in SQL. Nothing reads `scores` or `sessions` except the recovery bands
+  (at most 5,000 episodes' scores by primary-key range).
+- the regression-based comparison and the benchmarks need one row per episode: `outcome_rows` reads only the
+  filtered episodes' model columns (`OutcomeView`), and the DataFrame functions below (`summarise`,
+  `adjusted_comparison`, `benchmarks`...) work on those rows; tests check that both paths give the same numbers.
+- `recovery_scores`, `etl_batch_rows`, `reject_reasons`, `quality_counts`: the recovery bands and the data-quality
+  panel.
 
-`OutcomeCache` keeps those reads per scope until the warehouse changes (a new ETL batch or summary refresh), so a
-change of filter is pandas over one in-memory frame (measured: see docs/outcomes.md). Everything after that is a
-plain function of DataFrames (`OutcomeView`), tested without a database.
+No DataFrame is kept between callbacks (the product rule: callbacks read what they show through indexed SQL or
+precomputed summaries). Measured figures: docs/outcomes.md.
 
 Exercise types: an episode counts for every exercise type that makes up at least `TYPE_SHARE` (20 %) of its logged
 dose: the minutes done (completed sessions in full, partial ones as logged; the prescribed minutes x 0.5 where a
 partial session has no duration), home and clinic together, or only the setting chosen in the filter. An episode
 with no minutes logged falls back to its share of done sessions. Types overlap: one episode can count for several.
+The shares are computed by the ETL (etl/summary_dose.py); the threshold is applied here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, case, func, literal, or_, select
+from sqlalchemy import Engine, Integer, and_, case, cast, extract, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from dashboard import stats
 from dashboard.flags import FlagRules
 from dashboard.queries import read_frame
 from dashboard.scope import Scope, scope_clause
 from warehouse.schema import (
+    DOSE_ALL_SETTINGS,
+    episode_exercise_dose,
+    episode_first_mcid,
     episode_summary,
     episodes,
     etl_batches,
@@ -45,7 +55,6 @@ from warehouse.schema import (
     measures,
     patients,
     scores,
-    sessions,
 )
 
 #: Share of an episode's logged dose an exercise type needs for the episode to count for it.
@@ -125,79 +134,48 @@ class OutcomeFilters:
         return ", ".join(parts) or "no filters"
 
 
-# --- SQL reads (scope enforced here) -----------------------------------------------------------------------------
-def _in_scope(scope: Scope):
-    return and_(scope_clause(scope, episode_summary), scope_clause(scope, patients))
-
-
-def _scoped_episodes():
-    es = episode_summary
-    return es.join(patients, patients.c.patient_id == es.c.patient_id)
-
-
 WIDE = ("pain_leg", "numbness", "odi", "slr_left", "slr_right")
 
 
-def outcome_episodes(engine: Engine, scope: Scope) -> pd.DataFrame:
-    """Every episode in scope: the summary mart's row with the patient's birth year and sex, the episode's side and
-    symptom onset, and baseline / change / MCID of the page's measures (wide columns: no join per measure)."""
-    es = episode_summary
-    cols = [
-        es.c.episode_id,
-        es.c.patient_id,
-        es.c.clinic_id,
-        es.c.therapist_id,
-        es.c.start_date,
-        es.c.end_date,
-        es.c.as_of,
-        es.c.visits,
-        es.c.home_scheduled,
-        es.c.adherence,
-        es.c.first_activity,
-        es.c.last_activity,
-        patients.c.birth_year,
-        patients.c.sex,
-        episodes.c.side,
-        episodes.c.symptom_onset,
-    ]
-    for code in WIDE:
-        cols += [es.c[f"{code}_baseline"], es.c[f"{code}_change"], es.c[f"{code}_mcid"]]
-    stmt = (
-        select(*cols)
-        .select_from(_scoped_episodes().join(episodes, episodes.c.episode_id == es.c.episode_id))
-        .where(_in_scope(scope))
-    )
-    return read_frame(engine, stmt)
+# --- SQL building blocks -----------------------------------------------------------------------------------------
+class days_between(FunctionElement):
+    """Whole days from date `b` to date `a` (a - b). SQLite keeps dates as ISO text, PostgreSQL as `date`."""
+
+    type = Integer()
+    name = "days_between"
+    inherit_cache = True
 
 
-def episode_type_dose(engine: Engine, scope: Scope) -> pd.DataFrame:
-    """Done sessions and minutes per episode, exercise type and setting (completed and partial sessions between the
-    episode's start and end), grouped in SQL: `episode_id, exercise_type, setting, done, minutes`."""
-    es, s = episode_summary, sessions
-    weight = case((s.c.status == "partial", literal(PARTIAL_WEIGHT)), else_=literal(1.0))
-    minutes = func.coalesce(s.c.duration_min, s.c.prescribed_min * weight, literal(0.0))
-    stmt = (
-        select(
-            es.c.episode_id,
-            s.c.exercise_type,
-            s.c.setting,
-            func.sum(weight).label("done"),
-            func.sum(minutes).label("minutes"),
-        )
-        .select_from(
-            _scoped_episodes().join(
-                s,
-                and_(
-                    s.c.patient_id == es.c.patient_id,
-                    s.c.session_date >= es.c.start_date,
-                    or_(es.c.end_date.is_(None), s.c.session_date <= es.c.end_date),
-                ),
-            )
-        )
-        .where(_in_scope(scope), s.c.status.in_(DONE_STATUSES))
-        .group_by(es.c.episode_id, s.c.exercise_type, s.c.setting)
-    )
-    return read_frame(engine, stmt)
+@compiles(days_between)
+def _days_between_default(element, compiler, **kw) -> str:
+    a, b = list(element.clauses)
+    return f"(CAST({compiler.process(a, **kw)} AS DATE) - CAST({compiler.process(b, **kw)} AS DATE))"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element, compiler, **kw) -> str:
+    a, b = list(element.clauses)
+    return f"CAST(julianday({compiler.process(a, **kw)}) - julianday({compiler.process(b, **kw)}) AS INTEGER)"
+
+
+def _flag(cond: ColumnElement[bool]) -> ColumnElement[int]:
+    """A condition as 0/1 (sums of these are the counts; a NULL operand counts as 0, like pandas' False)."""
+    return case((cond, 1), else_=0)
+
+
+def _mcid01(col: ColumnElement) -> ColumnElement:
+    """A nullable boolean mart column as 1 / 0 / NULL (both backends)."""
+    return case((col.is_(True), 1), (col.is_(False), 0), else_=None)
+
+
+def _floor_div(days: ColumnElement[int], by: int) -> ColumnElement[int]:
+    """Floor division of whole days (SQL integer division truncates towards zero; pandas floors)."""
+    return case((days < 0, (days - (by - 1)) // by), else_=days // by)
+
+
+def _in_scope(scope: Scope, with_patients: bool):
+    cond = scope_clause(scope, episode_summary)
+    return and_(cond, scope_clause(scope, patients)) if with_patients else cond
 
 
 def measure_thresholds(engine: Engine) -> pd.DataFrame:
@@ -216,50 +194,357 @@ def measure_thresholds(engine: Engine) -> pd.DataFrame:
     return read_frame(engine, stmt)
 
 
-def weeks_to_mcid(
-    engine: Engine, scope: Scope, catalog: pd.DataFrame, measure: str = PRIMARY
-) -> pd.DataFrame:
-    """`episode_id, first_mcid_at`: the first measurement at or after the episode start that reached the MCID, for
-    the episodes in scope whose summary says the MCID was reached (lower-is-better measures with a baseline)."""
-    row = catalog.set_index("code").loc[measure]
-    es = episode_summary
-    baseline = es.c[f"{measure}_baseline"]
-    drop = baseline - scores.c.value
-    conds = []
-    if pd.notna(row["mcid_abs"]):
-        conds.append(drop >= float(row["mcid_abs"]) - EPS)
-    if pd.notna(row["mcid_pct"]):
-        conds.append(and_(baseline > 0, drop * 100.0 >= baseline * (float(row["mcid_pct"]) - EPS)))
-    if row["better"] != "lower" or not conds:
-        return pd.DataFrame(columns=["episode_id", "first_mcid_at"])
-    stmt = (
-        select(es.c.episode_id, func.min(scores.c.recorded_at).label("first_mcid_at"))
-        .select_from(
-            _scoped_episodes().join(
-                scores,
-                and_(
-                    scores.c.patient_id == es.c.patient_id,
-                    scores.c.measure == measure,
-                    scores.c.recorded_at >= es.c.start_date,
-                ),
-            )
-        )
-        .where(_in_scope(scope), es.c[f"{measure}_mcid"].is_(True), or_(*conds))
-        .group_by(es.c.episode_id)
+@dataclass(frozen=True)
+class EpisodeSQL:
+    """The filtered episodes as SQL: the FROM clause, the WHERE condition (scope and filters) and the page's
+    per-episode columns as expressions (named as the DataFrame functions below expect them)."""
+
+    from_: Any
+    where: ColumnElement[bool]
+    cols: dict[str, ColumnElement]
+
+
+def episode_sql(
+    scope: Scope,
+    filters: OutcomeFilters,
+    catalog: pd.DataFrame,
+    rules: FlagRules = FlagRules(),
+    *,
+    with_patient: bool = False,
+) -> EpisodeSQL:
+    """Scope + filters + the page's rules per episode, as SQL expressions over `episode_summary` (and `episodes` for
+    the side and symptom onset, `patients` for age and sex when asked or filtered on).
+
+    Every rule here mirrors what the page states (docs/outcomes.md) and the tests compare it with a pandas
+    computation of the same rules.
+    """
+    es, e, p = episode_summary, episodes, patients
+    need_patient = with_patient or bool(filters.age_band or filters.sex)
+    from_ = es.join(e, e.c.episode_id == es.c.episode_id)
+    if need_patient:
+        from_ = from_.join(p, p.c.patient_id == es.c.patient_id)
+    start_year = cast(extract("year", es.c.start_date), Integer)
+    conds: list[ColumnElement[bool]] = [_in_scope(scope, need_patient)]
+    if filters.clinic_id:
+        conds.append(es.c.clinic_id == filters.clinic_id)
+    if filters.therapist_id:
+        conds.append(es.c.therapist_id == filters.therapist_id)
+    if filters.start_from:
+        conds.append(es.c.start_date >= filters.start_from)
+    if filters.start_to:
+        conds.append(es.c.start_date <= filters.start_to)
+    if filters.severity:
+        lo, hi = SEVERITY_BANDS[filters.severity]
+        conds += [es.c.pain_leg_baseline >= lo, es.c.pain_leg_baseline < hi]
+    if filters.age_band:
+        lo, hi = AGE_BANDS[filters.age_band]
+        conds += [start_year - p.c.birth_year >= lo, start_year - p.c.birth_year < hi]
+    if filters.sex:
+        conds.append(p.c.sex == filters.sex)
+
+    cols: dict[str, ColumnElement] = {
+        "episode_id": es.c.episode_id,
+        "patient_id": es.c.patient_id,
+        "clinic_id": es.c.clinic_id,
+        "therapist_id": es.c.therapist_id,
+        "adherence": es.c.adherence,
+        "home_scheduled": es.c.home_scheduled,
+        "visits": es.c.visits,
+        "start_month": start_year * 100 + cast(extract("month", es.c.start_date), Integer),
+        "symptom_weeks": days_between(es.c.start_date, e.c.symptom_onset) / literal(7.0),
+    }
+    if need_patient:
+        cols["age"] = start_year - p.c.birth_year
+    completed = es.c.end_date.is_not(None)
+    since = func.coalesce(es.c.last_activity, es.c.start_date)
+    dropped = and_(es.c.end_date.is_(None), days_between(es.c.as_of, since) >= rules.no_data_days)
+    days_observed = days_between(func.coalesce(es.c.end_date, es.c.as_of), es.c.start_date)
+    cols["completed"] = _flag(completed)
+    cols["dropped_out"] = _flag(dropped)
+    cols["dropout_week"] = case(
+        (dropped, _floor_div(days_between(since, es.c.start_date), 7) + 1), else_=None
     )
-    return read_frame(engine, stmt)
+    cols["weeks_observed"] = days_observed / literal(7.0)
+    due = or_(days_observed >= 7 * rules.not_responding_weeks, es.c.visits >= rules.not_responding_visits)
+    any_mcid = or_(*(es.c[f"{m}_mcid"].is_(True) for m in rules.response_measures))
+    cols["ftp_due"] = _flag(due)
+    cols["failure_to_progress"] = _flag(and_(due, ~any_mcid))
+
+    # the affected side's straight-leg raise: the episode's side, else the side with the lower (worse) baseline
+    left, right = es.c.slr_left_baseline, es.c.slr_right_baseline
+    left_worse = or_(right.is_(None), and_(left.is_not(None), left <= right))
+    use_left = case((e.c.side == "left", True), (e.c.side == "right", False), else_=left_worse)
+    thr = catalog.set_index("code")
+    for m in MEASURES:
+        if m == "slr":
+            base = case((use_left, es.c.slr_left_baseline), else_=es.c.slr_right_baseline)
+            change = case((use_left, es.c.slr_left_change), else_=es.c.slr_right_change)
+            mcid = case((use_left, _mcid01(es.c.slr_left_mcid)), else_=_mcid01(es.c.slr_right_mcid))
+        else:
+            base, change, mcid = es.c[f"{m}_baseline"], es.c[f"{m}_change"], _mcid01(es.c[f"{m}_mcid"])
+        code = "slr_left" if m == "slr" else m
+        row = thr.loc[code] if code in thr.index else None
+        if row is None or pd.isna(row["mcid_abs"]):
+            ceiling: ColumnElement[bool] = literal(False)
+        elif row["better"] == "lower":  # cannot improve by the MCID: already below it
+            ceiling = base < float(row["mcid_abs"]) - EPS
+        else:
+            ceiling = base > float(row["max_value"]) - float(row["mcid_abs"]) + EPS
+        has_base = base.is_not(None)
+        cols[f"{m}_baseline"] = base
+        cols[f"{m}_change"] = change
+        cols[f"{m}_mcid"] = mcid
+        cols[f"{m}_ceiling"] = _flag(and_(has_base, ceiling))
+        if m in RESPONDER_MEASURES:
+            eligible = and_(has_base, ~ceiling)
+            comp = and_(eligible, completed, change.is_not(None))
+            cols[f"{m}_itt_n"] = _flag(eligible)
+            cols[f"{m}_itt_k"] = _flag(and_(eligible, mcid == 1))
+            cols[f"{m}_comp_n"] = _flag(comp)
+            cols[f"{m}_comp_k"] = _flag(and_(comp, mcid == 1))
+            cols[f"{m}_ceiling_n"] = _flag(and_(has_base, ceiling))
+            cols[f"{m}_no_followup"] = _flag(and_(eligible, change.is_(None)))
+    band = case(
+        *(
+            (and_(es.c.adherence >= lo - EPS, es.c.adherence < hi - EPS), name)
+            for name, lo, hi in ADHERENCE_BANDS
+        ),
+        else_=NO_HOME,
+    )
+    cols["adherence_band"] = case(
+        (or_(es.c.home_scheduled <= 0, es.c.adherence.is_(None)), NO_HOME), else_=band
+    )
+    return EpisodeSQL(from_, and_(*conds), cols)
 
 
-def warehouse_version(engine: Engine) -> tuple[Any, ...]:
-    """Changes whenever the ETL loads a batch or refreshes the marts: the cache key next to the scope."""
+def _types_join(q: EpisodeSQL, setting: str | None, share: float = TYPE_SHARE):
+    """`q`'s episodes joined to the types they count for (share of the setting's dose >= `share`)."""
+    d = episode_exercise_dose
+    return q.from_.join(
+        d,
+        and_(
+            d.c.episode_id == episode_summary.c.episode_id,
+            d.c.setting == (setting or DOSE_ALL_SETTINGS),
+            d.c.share >= share - EPS,
+        ),
+    )
+
+
+def _first_mcid_join(from_, measure: str = PRIMARY, outer: bool = False):
+    f = episode_first_mcid
+    on = and_(f.c.episode_id == episode_summary.c.episode_id, f.c.measure == measure)
+    return from_.outerjoin(f, on) if outer else from_.join(f, on)
+
+
+def _weekly_band(q: EpisodeSQL) -> ColumnElement:
+    """The weekly-dose band of a type row: its minutes / weeks observed (at least 1 week)."""
+    weeks = q.cols["weeks_observed"]
+    weekly = episode_exercise_dose.c.minutes / case((weeks < 1.0, literal(1.0)), else_=weeks)
+    return case(*(((weekly >= lo) & (weekly < hi), name) for name, lo, hi in WEEKLY_DOSE_BANDS), else_=None)
+
+
+def _sums(q: EpisodeSQL, *, per_type: bool = False) -> list[ColumnElement]:
+    """The additive aggregates of a group of episodes: the counts, sums and sums of squares the page's tables need
+    (means, CIs and rates are computed from them; see `OutcomeAggregates`). `per_type`: only what the tables by
+    exercise type use (each aggregate costs about 6 ms per 100k rows on SQLite)."""
+    c = q.cols
+    adherence = episode_summary.c.adherence
+    out = [
+        func.count().label("episodes"),
+        func.count(adherence).label("adherence_n"),
+        func.sum(adherence).label("adherence_sum"),
+    ]
+    if not per_type:
+        pair = and_(adherence.is_not(None), c[f"{PRIMARY}_change"].is_not(None))
+        out += [
+            func.sum(c["completed"]).label("completed"),
+            func.sum(c["dropped_out"]).label("dropped_out"),
+            func.sum(_flag(pair)).label("pairs_n"),
+        ]
+    for m in MEASURES:
+        ch, base = c[f"{m}_change"], c[f"{m}_baseline"]
+        out += [
+            func.count(ch).label(f"{m}_n"),
+            func.sum(ch).label(f"{m}_sum"),
+            func.sum(ch * ch).label(f"{m}_sumsq"),
+        ]
+        if not per_type or m in RESPONDER_MEASURES:
+            out.append(func.sum(c[f"{m}_ceiling"]).label(f"{m}_ceiling_n"))
+        if not per_type:
+            out += [
+                func.sum(_flag(base.is_(None))).label(f"{m}_no_baseline"),
+                func.sum(_flag(and_(base.is_not(None), ch.is_(None)))).label(f"{m}_no_change"),
+            ]
+    for m in RESPONDER_MEASURES:
+        for x in (
+            ("itt_k", "itt_n", "comp_k", "comp_n")
+            if per_type
+            else ("itt_k", "itt_n", "comp_k", "comp_n", "no_followup")
+        ):
+            out.append(func.sum(c[f"{m}_{x}"]).label(f"{m}_{x}"))
+    return out
+
+
+def _sample_order(episode_id: ColumnElement[int]) -> ColumnElement[int]:
+    """A fixed pseudo-random order of episodes (integer arithmetic, the same on both backends, no overflow)."""
+    return ((episode_id % 100003) * 7919) % 100003
+
+
+def outcome_aggregates(
+    engine: Engine,
+    scope: Scope,
+    filters: OutcomeFilters,
+    rules: FlagRules = FlagRules(),
+    catalog: pd.DataFrame | None = None,
+    max_points: int = 3000,
+) -> OutcomeAggregates:
+    """Every number of the filter-change callback, from grouped SQL over the marts (five statements)."""
+    catalog = measure_thresholds(engine) if catalog is None else catalog
+    q = episode_sql(scope, filters, catalog, rules)
+    month, band, week = q.cols["start_month"], q.cols["adherence_band"], q.cols["dropout_week"]
+    cells_stmt = (
+        select(
+            month.label("start_month"), band.label("adherence_band"), week.label("dropout_week"), *_sums(q)
+        )
+        .select_from(q.from_)
+        .where(q.where)
+        .group_by(month, band, week)
+    )
+    d = episode_exercise_dose
+    wband = _weekly_band(q)
+    types_stmt = (
+        select(d.c.exercise_type, wband.label("weekly_band"), *_sums(q, per_type=True))
+        .select_from(_types_join(q, filters.setting))
+        .where(q.where)
+        .group_by(d.c.exercise_type, wband)
+    )
+    f = episode_first_mcid
+    mcid_all = (
+        select(f.c.days_to_mcid, func.count().label("n"))
+        .select_from(_first_mcid_join(q.from_))
+        .where(q.where)
+        .group_by(f.c.days_to_mcid)
+    )
+    mcid_types = (
+        select(d.c.exercise_type, f.c.days_to_mcid, func.count().label("n"))
+        .select_from(_first_mcid_join(_types_join(q, filters.setting)))
+        .where(q.where)
+        .group_by(d.c.exercise_type, f.c.days_to_mcid)
+    )
+    change = q.cols[f"{PRIMARY}_change"]
+    pairs_stmt = (
+        select(
+            episode_summary.c.episode_id,
+            episode_summary.c.adherence.label("adherence"),
+            change.label("change"),
+        )
+        .select_from(q.from_)
+        .where(q.where, episode_summary.c.adherence.is_not(None), change.is_not(None))
+        .order_by(_sample_order(episode_summary.c.episode_id), episode_summary.c.episode_id)
+        .limit(max_points)
+    )
     with engine.connect() as conn:
-        batch = conn.execute(
-            select(func.max(etl_batches.c.batch_id), func.count(etl_batches.c.batch_id))
-        ).one()
-        summary = conn.execute(
-            select(func.max(episode_summary.c.refreshed_at), func.count(episode_summary.c.episode_id))
-        ).one()
-    return (*batch, *summary)
+        frames = []
+        for stmt in (cells_stmt, types_stmt, mcid_all, mcid_types, pairs_stmt):
+            result = conn.execute(stmt)
+            frames.append(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
+    cells, types, h_all, h_types, pairs = (_numeric(f) for f in frames)
+    return OutcomeAggregates(
+        cells, types, h_all, h_types, pairs[["episode_id", "adherence", "change"]], filters
+    )
+
+
+_TEXT_COLUMNS = ("adherence_band", "weekly_band", "exercise_type", "patient_id", "clinic_id", "therapist_id")
+
+
+def _numeric(df: pd.DataFrame) -> pd.DataFrame:
+    """Driver values as floats (PostgreSQL sums of integers come back as Decimal); text keys stay text."""
+    for c in df.columns:
+        if c not in _TEXT_COLUMNS:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
+def outcome_rows(
+    engine: Engine,
+    scope: Scope,
+    filters: OutcomeFilters,
+    rules: FlagRules = FlagRules(),
+    catalog: pd.DataFrame | None = None,
+) -> OutcomeView:
+    """One row per filtered episode (the page's per-episode columns, weeks to MCID) and the types each counts for:
+    what the regressions need. Reads only the filtered episodes, never a whole table."""
+    catalog = measure_thresholds(engine) if catalog is None else catalog
+    q = episode_sql(scope, filters, catalog, rules, with_patient=True)
+    f = episode_first_mcid
+    weeks = (f.c.days_to_mcid / literal(7.0)).label("weeks_to_mcid")
+    stmt = (
+        select(*(expr.label(name) for name, expr in q.cols.items()), weeks)
+        .select_from(_first_mcid_join(q.from_, outer=True))
+        .where(q.where)
+        .order_by(episode_summary.c.episode_id)
+    )
+    d = episode_exercise_dose
+    types_stmt = (
+        select(d.c.episode_id, d.c.exercise_type, d.c.share, d.c.minutes)
+        .select_from(_types_join(q, filters.setting))
+        .where(q.where)
+        .order_by(d.c.episode_id, d.c.exercise_type)
+    )
+    with engine.connect() as conn:
+        frames = []
+        for s in (stmt, types_stmt):
+            result = conn.execute(s)
+            frames.append(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
+    eps, types = (_numeric(x) for x in frames)
+    eps["episode_id"] = eps["episode_id"].astype("int64")
+    for c in (
+        "completed",
+        "dropped_out",
+        "ftp_due",
+        "failure_to_progress",
+        *(f"{m}_ceiling" for m in MEASURES),
+    ):
+        eps[c] = eps[c].fillna(0).astype(bool)
+    for c in [c for c in eps.columns if c.endswith(("_itt_n", "_itt_k", "_comp_n", "_comp_k", "_ceiling_n"))]:
+        eps[c] = eps[c].fillna(0).astype("int8")
+    keys = eps["start_month"].fillna(0).astype(int)
+    eps["start_month"] = (
+        pd.to_datetime({"year": keys // 100, "month": keys % 100, "day": 1}) if len(eps) else keys
+    )
+    types["episode_id"] = types["episode_id"].astype("int64")
+    return OutcomeView(eps, types, catalog, filters)
+
+
+def quality_counts(
+    engine: Engine, scope: Scope, filters: OutcomeFilters, catalog: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Episodes, and patients missing a baseline or a follow-up (leg pain, ODI), under the filters: counted in SQL."""
+    catalog = measure_thresholds(engine) if catalog is None else catalog
+    q = episode_sql(scope, filters, catalog)
+    pid = episode_summary.c.patient_id
+    cols = [func.count().label("episodes")]
+    for m in ("pain_leg", "odi"):
+        base, ch = q.cols[f"{m}_baseline"], q.cols[f"{m}_change"]
+        cols += [
+            func.count(func.distinct(case((base.is_(None), pid), else_=None))).label(f"{m}_no_base"),
+            func.count(func.distinct(case((and_(base.is_not(None), ch.is_(None)), pid), else_=None))).label(
+                f"{m}_no_fu"
+            ),
+        ]
+    with engine.connect() as conn:
+        row = conn.execute(select(*cols).select_from(q.from_).where(q.where)).one()._mapping
+    return pd.DataFrame(
+        [
+            {
+                "measure": MEASURES[m],
+                "episodes": int(row["episodes"]),
+                "patients_missing_baseline": int(row[f"{m}_no_base"]),
+                "patients_missing_followup": int(row[f"{m}_no_fu"]),
+            }
+            for m in ("pain_leg", "odi")
+        ]
+    )
 
 
 def recovery_scores(
@@ -278,8 +563,8 @@ def recovery_scores(
     base = es.c[f"{measure}_baseline"]
     picked = (
         select(es.c.episode_id, es.c.patient_id, es.c.start_date, es.c.end_date)
-        .select_from(_scoped_episodes())
-        .where(_in_scope(scope), base >= band[0], base < band[1])
+        .select_from(es.join(patients, patients.c.patient_id == es.c.patient_id))
+        .where(_in_scope(scope, True), base >= band[0], base < band[1])
     )
     if clinic_id:
         picked = picked.where(es.c.clinic_id == clinic_id)
@@ -345,174 +630,220 @@ def reject_reasons(engine: Engine) -> pd.DataFrame:
     return out.sort_values(["rows", "file_name", "reason"], ascending=[False, True, True], ignore_index=True)
 
 
-# --- the cache ---------------------------------------------------------------------------------------------------
 def _ts(s: pd.Series) -> pd.Series:
     """Dates or timestamps from either driver (ISO text on SQLite, objects on PostgreSQL) as datetime64."""
     return pd.to_datetime(s, format="ISO8601") if len(s) else pd.to_datetime(s)
 
 
+# --- the filter-change callback's numbers, from the grouped SQL --------------------------------------------------
+def _median_from_histogram(values: np.ndarray, counts: np.ndarray) -> float:
+    """The median of a sample given as distinct values and their counts (as pandas: mean of the middle two)."""
+    total = int(counts.sum())
+    if total == 0:
+        return float("nan")
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(counts[order])
+    lo = v[np.searchsorted(cum, (total - 1) // 2 + 1)]
+    hi = v[np.searchsorted(cum, total // 2 + 1)]
+    return float((lo + hi) / 2)
+
+
 @dataclass
-class OutcomeData:
-    """Everything the page's filters work on, for one scope and one warehouse version."""
+class OutcomeAggregates:
+    """Sums per cell from `outcome_aggregates`; each method builds one of the page's tables from them (same columns
+    and numbers as the DataFrame functions of the same name over `OutcomeView` rows).
 
-    episodes: pd.DataFrame  # prepared: one row per episode
-    dose: pd.DataFrame  # episode_id, exercise_type, setting, done, minutes
-    catalog: pd.DataFrame
-    _types: dict[str | None, pd.DataFrame] = field(default_factory=dict)
-
-    def types(self, setting: str | None) -> pd.DataFrame:
-        """`episode_id, exercise_type, share, minutes`: the types each episode counts for (see module docstring)."""
-        if setting not in self._types:
-            self._types[setting] = episode_types(self.dose, setting)
-        return self._types[setting]
-
-
-def episode_types(dose: pd.DataFrame, setting: str | None = None, share: float = TYPE_SHARE) -> pd.DataFrame:
-    """The exercise types each episode counts for: share of minutes (or of done sessions when no minutes were
-    logged) >= `share`, within `setting` (None: home and clinic together)."""
-    cols = ["episode_id", "exercise_type", "share", "minutes"]
-    d = dose if setting is None else dose[dose["setting"] == setting]
-    if d.empty:
-        return pd.DataFrame(columns=cols)
-    g = d.groupby(["episode_id", "exercise_type"], as_index=False)[["done", "minutes"]].sum()
-    tot = g.groupby("episode_id")[["done", "minutes"]].transform("sum")
-    by_minutes = tot["minutes"] > 0
-    g["share"] = np.where(by_minutes, g["minutes"] / tot["minutes"].where(by_minutes, 1), 0.0)
-    by_done = ~by_minutes & (tot["done"] > 0)
-    g.loc[by_done, "share"] = g.loc[by_done, "done"] / tot.loc[by_done, "done"]
-    return g.loc[g["share"] >= share - EPS, cols].reset_index(drop=True)
-
-
-def prepare_episodes(
-    raw: pd.DataFrame, catalog: pd.DataFrame, rules: FlagRules = FlagRules()
-) -> pd.DataFrame:
-    """Derived columns the page needs, computed once per cache fill."""
-    df = raw.copy()
-    for c in ("start_date", "end_date", "as_of", "first_activity", "last_activity", "symptom_onset"):
-        df[c] = _ts(df[c])
-    for c in df.columns:
-        if c.endswith(("_baseline", "_change")) or c in (
-            "adherence",
-            "birth_year",
-            "visits",
-            "home_scheduled",
-        ):
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    for c in [c for c in df.columns if c.endswith("_mcid")]:
-        df[c] = df[c].map({True: 1.0, False: 0.0}).astype(float)  # 1 and 0 hash as True and False
-    df["age"] = df["start_date"].dt.year - df["birth_year"]
-    df["age_band"] = _band(df["age"], AGE_BANDS)
-    df["symptom_weeks"] = (df["start_date"] - df["symptom_onset"]).dt.days / 7.0
-    df["severity"] = _band(df["pain_leg_baseline"], SEVERITY_BANDS)
-    df["start_month"] = df["start_date"].dt.to_period("M").dt.to_timestamp()
-    # the affected side's straight-leg raise: the episode's side, else the side with the lower (worse) baseline
-    left_worse = df["slr_left_baseline"].fillna(np.inf) <= df["slr_right_baseline"].fillna(np.inf)
-    use_left = np.where(df["side"] == "left", True, np.where(df["side"] == "right", False, left_worse))
-    for part in ("baseline", "change", "mcid"):
-        df[f"slr_{part}"] = np.where(use_left, df[f"slr_left_{part}"], df[f"slr_right_{part}"])
-    df["completed"] = df["end_date"].notna()
-    end = df["end_date"].fillna(df["as_of"])
-    df["weeks_observed"] = (end - df["start_date"]).dt.days / 7.0
-    since = df["last_activity"].fillna(df["start_date"])
-    df["dropped_out"] = ~df["completed"] & ((df["as_of"] - since).dt.days >= rules.no_data_days)
-    df["dropout_week"] = np.where(df["dropped_out"], (since - df["start_date"]).dt.days // 7 + 1, np.nan)
-    due = (df["weeks_observed"] >= rules.not_responding_weeks) | (df["visits"] >= rules.not_responding_visits)
-    any_mcid = pd.concat([df[f"{m}_mcid"] == 1 for m in rules.response_measures if f"{m}_mcid" in df], axis=1)
-    df["ftp_due"] = due
-    df["failure_to_progress"] = due & ~any_mcid.any(axis=1)
-    thr = catalog.set_index("code")
-    for m in MEASURES:
-        code = "slr_left" if m == "slr" else m
-        if code not in thr.index:
-            df[f"{m}_ceiling"] = False
-            continue
-        row = thr.loc[code]
-        base = df[f"{m}_baseline"]
-        if pd.isna(row["mcid_abs"]):
-            df[f"{m}_ceiling"] = False
-        elif row["better"] == "lower":  # cannot improve by the MCID: already below it
-            df[f"{m}_ceiling"] = base < float(row["mcid_abs"]) - EPS
-        else:
-            df[f"{m}_ceiling"] = base > float(row["max_value"]) - float(row["mcid_abs"]) + EPS
-    _responder_columns(df)
-    return df
-
-
-def _band(values: pd.Series, bands: dict[str, tuple[float, float]]) -> pd.Series:
-    out = pd.Series(None, index=values.index, dtype=object)
-    for name, (lo, hi) in bands.items():
-        out[(values >= lo) & (values < hi)] = name
-    return out
-
-
-class OutcomeCache:
-    """Per scope, the episodes, dose and catalog, kept until `warehouse_version` changes (LRU of `size` scopes).
-
-    Held by the page's `register` (never a module global); thread-safe for a threaded server.
+    - `cells`: per start month x adherence band x drop-out week, the sums of `_sums`.
+    - `type_cells`: per exercise type x weekly-dose band, the same sums over the episodes counting for the type.
+    - `weeks_all` / `weeks_types`: histograms of whole days to the leg-pain MCID (`days_to_mcid`, `n`).
+    - `pairs`: adherence vs leg-pain change (a deterministic sample of at most 3,000 episodes).
     """
 
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self._items: OrderedDict[Any, tuple[Any, OutcomeData]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.fills = 0
+    cells: pd.DataFrame
+    type_cells: pd.DataFrame
+    weeks_all: pd.DataFrame
+    weeks_types: pd.DataFrame
+    pairs: pd.DataFrame
+    filters: OutcomeFilters = OutcomeFilters()
 
-    def get(self, engine: Engine, scope: Scope, rules: FlagRules = FlagRules()) -> OutcomeData:
-        version = warehouse_version(engine)
-        key = (id(engine), scope)
-        with self._lock:
-            hit = self._items.get(key)
-            if hit and hit[0] == version:
-                self._items.move_to_end(key)
-                return hit[1]
-        data = load_outcomes(engine, scope, rules)
-        with self._lock:
-            self._items[key] = (version, data)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-            self.fills += 1
-        return data
+    @property
+    def n(self) -> int:
+        return int(self.cells["episodes"].sum()) if len(self.cells) else 0
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.cells["pairs_n"].sum()) if len(self.cells) else 0
+
+    def _total(self) -> pd.Series:
+        return self.cells.drop(columns=["start_month", "adherence_band", "dropout_week"]).sum()
+
+    def responders(self, measure: str) -> dict[str, stats.Proportion | int]:
+        """As `responders` over rows: ITT and completer rates (Wilson), ceiling, no baseline, no follow-up."""
+        t = self._total()
+        return {
+            "itt": stats.wilson(int(t.get(f"{measure}_itt_k", 0)), int(t.get(f"{measure}_itt_n", 0))),
+            "completers": stats.wilson(
+                int(t.get(f"{measure}_comp_k", 0)), int(t.get(f"{measure}_comp_n", 0))
+            ),
+            "ceiling": int(t.get(f"{measure}_ceiling_n", 0)),
+            "no_baseline": int(t.get(f"{measure}_no_baseline", 0)),
+            "no_followup": int(t.get(f"{measure}_no_followup", 0)),
+        }
+
+    def type_summary(self, labels: dict[str, str] | None = None) -> pd.DataFrame:
+        labels = labels or {}
+        frames = []
+        if self.n:
+            total = self._total().to_frame().T.set_axis([""])
+            frames.append(_summary_from_sums(total, self.weeks_all.assign(key="")))
+        if len(self.type_cells):
+            by_type = self.type_cells.drop(columns=["weekly_band"]).groupby("exercise_type", sort=True).sum()
+            weeks = self.weeks_types.rename(columns={"exercise_type": "key"})
+            frames.append(_summary_from_sums(by_type, weeks))
+        if not frames:
+            return pd.DataFrame(columns=["group", "type", *_SUMMARY_OUT])
+        out = pd.concat(frames).rename_axis("type").reset_index()
+        out.insert(0, "group", [labels.get(t, t) if t else "All episodes" for t in out["type"]])
+        return out
+
+    def dose_response(self, measure: str = PRIMARY) -> pd.DataFrame:
+        order = [b[0] for b in ADHERENCE_BANDS] + [NO_HOME]
+        g = (
+            self.cells.drop(columns=["start_month", "dropout_week"])
+            .groupby("adherence_band", sort=True)
+            .sum()
+        )
+        s = _summary_from_sums(g, None, measures=(measure,)).reindex(order)
+        return pd.DataFrame(
+            {
+                "band": order,
+                "episodes": s["episodes"].fillna(0).astype(int).to_numpy(),
+                "n": s[f"{measure}_n"].fillna(0).astype(int).to_numpy(),
+                "mean": s[f"{measure}_mean"].to_numpy(),
+                "lo": s[f"{measure}_lo"].to_numpy(),
+                "hi": s[f"{measure}_hi"].to_numpy(),
+                "responder_rate": s[f"{PRIMARY}_itt_rate"].to_numpy(),
+                "responder_n": s[f"{PRIMARY}_itt_n"].fillna(0).astype(int).to_numpy(),
+            }
+        )
+
+    def dose_by_type(self, labels: dict[str, str] | None = None, measure: str = PRIMARY) -> pd.DataFrame:
+        labels = labels or {}
+        cols = ["type", "label", "band", "n", "mean", "lo", "hi"]
+        if self.type_cells.empty:
+            return pd.DataFrame(columns=cols)
+        t = self.type_cells[self.type_cells["weekly_band"].notna()]
+        g = t.groupby(["exercise_type", "weekly_band"], sort=True)[
+            [f"{measure}_n", f"{measure}_sum", f"{measure}_sumsq"]
+        ].sum()
+        g = g[g[f"{measure}_n"] > 0]
+        mean, sd, lo, hi = stats.mean_ci_sums(g[f"{measure}_n"], g[f"{measure}_sum"], g[f"{measure}_sumsq"])
+        ci = pd.DataFrame(
+            {"n": g[f"{measure}_n"].astype(int), "mean": mean, "lo": lo, "hi": hi}, index=g.index
+        )
+        full = pd.MultiIndex.from_product(
+            [sorted(self.type_cells["exercise_type"].unique()), [b[0] for b in WEEKLY_DOSE_BANDS]]
+        )
+        ci = ci.reindex(full).rename_axis(["type", "band"]).reset_index()
+        ci["n"] = ci["n"].fillna(0).astype(int)
+        ci["label"] = [labels.get(x, x) for x in ci["type"]]
+        return ci[cols]
+
+    def monthly_trend(self, measure: str = PRIMARY) -> pd.DataFrame:
+        cols = ["month", "episodes", "n", "mean", "lo", "hi", "responder_rate", "responder_n"]
+        if not self.n:
+            return pd.DataFrame(columns=cols)
+        g = (
+            self.cells.drop(columns=["adherence_band", "dropout_week"])
+            .groupby("start_month", sort=True)
+            .sum()
+        )
+        s = _summary_from_sums(g, None, measures=(measure,))
+        keys = s.index.to_numpy(dtype=int)
+        months = pd.to_datetime({"year": keys // 100, "month": keys % 100, "day": 1})
+        return pd.DataFrame(
+            {
+                "month": months.to_numpy(),
+                "episodes": s["episodes"].astype(int).to_numpy(),
+                "n": s[f"{measure}_n"].to_numpy(),
+                "mean": s[f"{measure}_mean"].to_numpy(),
+                "lo": s[f"{measure}_lo"].to_numpy(),
+                "hi": s[f"{measure}_hi"].to_numpy(),
+                "responder_rate": s[f"{PRIMARY}_itt_rate"].to_numpy(),
+                "responder_n": s[f"{PRIMARY}_itt_n"].to_numpy(),
+            }
+        )
+
+    def missing_data(self) -> pd.DataFrame:
+        t = self._total() if self.n else pd.Series(dtype=float)
+
+        def get(name: str) -> int:
+            return int(t.get(name, 0))
+
+        n, completed, dropped = self.n, get("completed"), get("dropped_out")
+        rows = [
+            ("All starters (ITT)", n),
+            ("Completers (discharged)", completed),
+            ("Still in care", n - completed - dropped),
+            ("Dropped out (no data 14 d, not discharged)", dropped),
+        ]
+        for m, label in MEASURES.items():
+            rows += [
+                (f"{label}: no baseline", get(f"{m}_no_baseline")),
+                (f"{label}: baseline, no follow-up", get(f"{m}_no_change")),
+                (f"{label}: ceiling effect (counted apart)", get(f"{m}_ceiling_n")),
+            ]
+        return pd.DataFrame(rows, columns=["what", "episodes"])
+
+    def dropout_by_week(self, max_week: int = 12) -> pd.DataFrame:
+        n = self.n
+        c = self.cells[self.cells["dropout_week"].notna()] if n else self.cells.iloc[0:0]
+        weeks = c["dropout_week"].clip(upper=max_week).astype(int)
+        counts = c["episodes"].groupby(weeks).sum().reindex(range(1, max_week + 1), fill_value=0)
+        out = pd.DataFrame({"week": counts.index, "dropouts": counts.to_numpy().astype(int)})
+        out["remaining_pct"] = (100.0 * (n - out["dropouts"].cumsum()) / n) if n else np.nan
+        return out
+
+    def scatter_points(self) -> pd.DataFrame:
+        return self.pairs
 
 
-def load_outcomes(engine: Engine, scope: Scope, rules: FlagRules = FlagRules()) -> OutcomeData:
-    """Read and prepare everything for one scope (the slow part: the dose per type groups the sessions)."""
-    catalog = measure_thresholds(engine)
-    eps = prepare_episodes(outcome_episodes(engine, scope), catalog, rules)
-    w = weeks_to_mcid(engine, scope, catalog)
-    if len(w):
-        w = w.assign(first_mcid_at=_ts(w["first_mcid_at"]))
-        eps = eps.merge(w, on="episode_id", how="left")
-        eps["weeks_to_mcid"] = (eps["first_mcid_at"].dt.normalize() - eps["start_date"]).dt.days / 7.0
-    else:
-        eps["first_mcid_at"] = pd.NaT
-        eps["weeks_to_mcid"] = np.nan
-    dose = episode_type_dose(engine, scope)
-    for c in ("done", "minutes"):
-        dose[c] = pd.to_numeric(dose[c], errors="coerce").astype(float)
-    return OutcomeData(eps, dose, catalog)
+_SUMMARY_OUT: list[str] = []  # filled below from `summarise`'s columns (for empty frames)
 
 
-# --- filtering and the page's tables (plain functions of DataFrames) ----------------------------------------------
-def apply_filters(df: pd.DataFrame, f: OutcomeFilters) -> pd.DataFrame:
-    mask = pd.Series(True, index=df.index)
-    if f.clinic_id:
-        mask &= df["clinic_id"] == f.clinic_id
-    if f.therapist_id:
-        mask &= df["therapist_id"] == f.therapist_id
-    if f.start_from:
-        mask &= df["start_date"] >= pd.Timestamp(f.start_from)
-    if f.start_to:
-        mask &= df["start_date"] <= pd.Timestamp(f.start_to)
-    if f.severity:
-        mask &= df["severity"] == f.severity
-    if f.age_band:
-        mask &= df["age_band"] == f.age_band
-    if f.sex:
-        mask &= df["sex"] == f.sex
-    return df[mask]
+def _summary_from_sums(
+    g: pd.DataFrame, weeks: pd.DataFrame | None, measures: Sequence[str] = tuple(MEASURES)
+) -> pd.DataFrame:
+    """`summarise`'s columns from per-group sums (`_sums`) and an optional days-to-MCID histogram keyed by `key`."""
+    cols: dict[str, Any] = {"episodes": g["episodes"].astype(int)}
+    for m in measures:
+        n = g[f"{m}_n"]
+        mean, _sd, lo, hi = stats.mean_ci_sums(n, g[f"{m}_sum"], g[f"{m}_sumsq"])
+        cols[f"{m}_n"] = n.fillna(0).astype(int)
+        cols |= {f"{m}_mean": mean, f"{m}_lo": lo, f"{m}_hi": hi}
+    for m in RESPONDER_MEASURES:
+        for kind, short in (("itt", "itt"), ("completers", "comp")):
+            k, n = g[f"{m}_{short}_k"].astype(int), g[f"{m}_{short}_n"].astype(int)
+            p, lo, hi = stats.wilson_arrays(k, n)
+            cols |= {f"{m}_{kind}_k": k, f"{m}_{kind}_n": n}
+            cols |= {f"{m}_{kind}_rate": p, f"{m}_{kind}_lo": lo, f"{m}_{kind}_hi": hi}
+        cols[f"{m}_ceiling"] = g[f"{m}_ceiling_n"].astype(int)
+    w_n = pd.Series(0, index=g.index, dtype=int)
+    w_median = pd.Series(np.nan, index=g.index, dtype=float)
+    if weeks is not None:
+        for key, h in weeks.groupby("key", sort=False):
+            if key in w_n.index:
+                w_n[key] = int(h["n"].sum())
+                w_median[key] = _median_from_histogram(h["days_to_mcid"].to_numpy() / 7.0, h["n"].to_numpy())
+    cols["weeks_to_mcid_n"] = w_n
+    cols["weeks_to_mcid_median"] = w_median
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols["adherence_mean"] = (g["adherence_sum"] / g["adherence_n"]).where(g["adherence_n"] > 0)
+    cols["adherence_n"] = g["adherence_n"].astype(int)
+    return pd.DataFrame({k: np.asarray(v) for k, v in cols.items()}, index=g.index)
 
 
+# --- the same tables from one row per episode (the comparison path; the tests' reference) --------------------
 @dataclass
 class OutcomeView:
     """The filtered episodes and the types they count for: the input of every table and chart on the page."""
@@ -525,13 +856,6 @@ class OutcomeView:
     @property
     def n(self) -> int:
         return len(self.episodes)
-
-
-def outcome_view(data: OutcomeData, filters: OutcomeFilters) -> OutcomeView:
-    eps = apply_filters(data.episodes, filters)
-    types = data.types(filters.setting)
-    types = types[types["episode_id"].isin(eps["episode_id"])]
-    return OutcomeView(eps, types, data.catalog, filters)
 
 
 def responders(df: pd.DataFrame, measure: str) -> dict[str, stats.Proportion | int]:
@@ -548,24 +872,6 @@ def responders(df: pd.DataFrame, measure: str) -> dict[str, stats.Proportion | i
         "no_baseline": int((~has_base).sum()),
         "no_followup": int(((df[f"{measure}_itt_n"] == 1) & df[f"{measure}_change"].isna()).sum()),
     }
-
-
-def _responder_columns(df: pd.DataFrame) -> None:
-    """0/1 columns per responder measure whose group sums are the numerators and denominators of `responders`."""
-    for m in RESPONDER_MEASURES:
-        has_base = df[f"{m}_baseline"].notna()
-        eligible = has_base & ~df[f"{m}_ceiling"]
-        reached = df[f"{m}_mcid"] == 1
-        comp = eligible & df["completed"] & df[f"{m}_change"].notna()
-        df[f"{m}_itt_n"] = eligible
-        df[f"{m}_itt_k"] = eligible & reached
-        df[f"{m}_comp_n"] = comp
-        df[f"{m}_comp_k"] = comp & reached
-        df[f"{m}_ceiling_n"] = has_base & df[f"{m}_ceiling"]
-    for c in [
-        f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n", "ceiling_n")
-    ]:
-        df[c] = df[c].astype("int8")
 
 
 def summarise(
@@ -884,24 +1190,38 @@ def recovery_bands(scores_df: pd.DataFrame, max_week: int = 16) -> pd.DataFrame:
     return stats.percentile_bands(df, "week", "value")
 
 
+_SUMMARY_OUT.extend(
+    [
+        "episodes",
+        *(f"{m}_{x}" for m in MEASURES for x in ("n", "mean", "lo", "hi")),
+        *(
+            f"{m}_{kind}_{x}" if kind else f"{m}_ceiling"
+            for m in RESPONDER_MEASURES
+            for kind in ("itt", "completers", "")
+            for x in (("k", "n", "rate", "lo", "hi") if kind else ("",))
+        ),
+        "weeks_to_mcid_n",
+        "weeks_to_mcid_median",
+        "adherence_mean",
+        "adherence_n",
+    ]
+)
+
 __all__ = [
     "OutcomeFilters",
-    "OutcomeCache",
-    "OutcomeData",
+    "OutcomeAggregates",
     "OutcomeView",
-    "outcome_episodes",
-    "episode_type_dose",
-    "episode_types",
-    "weeks_to_mcid",
-    "warehouse_version",
+    "EpisodeSQL",
+    "episode_sql",
+    "outcome_aggregates",
+    "outcome_rows",
+    "quality_counts",
+    "measure_thresholds",
     "recovery_scores",
     "etl_batch_rows",
     "reject_reasons",
-    "load_outcomes",
-    "prepare_episodes",
-    "apply_filters",
-    "outcome_view",
     "responders",
+    "summarise",
     "type_summary",
     "adjusted_comparison",
     "benchmarks",

@@ -46,48 +46,42 @@ def test_filters_from_inputs_drop_unknown_values():
 
 
 def test_main_outputs_n_updates_with_filters_and_every_chart_says_n(owh):
-    ctx, cache = _ctx(owh), q.OutcomeCache()
-    out = page.main_outputs(ctx, cache, q.OutcomeFilters())
+    ctx = _ctx(owh)
+    out = page.main_outputs(ctx, q.OutcomeFilters())
     assert out[ids.OUTCOMES_N].startswith("n = 6 episodes")
     charts = [out[i] for i, prop in page.MAIN_OUTPUTS if prop == "figure"]
     assert all("n=" in t for t in fig.titles(charts))
-    severe = page.main_outputs(ctx, cache, q.OutcomeFilters(severity="severe"))
+    severe = page.main_outputs(ctx, q.OutcomeFilters(severity="severe"))
     assert severe[ids.OUTCOMES_N].startswith("n = 3 episodes")
-    assert cache.fills == 1  # the filter change reused the cached episodes
     assert set(out) == {i for i, _ in page.MAIN_OUTPUTS}
 
 
 def test_comparison_and_quality_outputs(owh):
-    ctx, cache = _ctx(owh), q.OutcomeCache()
-    out = page.comparison_outputs(ctx, cache, q.OutcomeFilters())
+    ctx = _ctx(owh)
+    out = page.comparison_outputs(ctx, q.OutcomeFilters())
     assert set(out) == {i for i, _ in page.COMPARISON_OUTPUTS}
     assert "n < 10: not ranked" in str(out[ids.OUTCOMES_THERAPIST_TABLE])
-    quality = str(page.quality_panel(ctx, cache, q.OutcomeFilters()))
+    quality = str(page.quality_panel(ctx, q.OutcomeFilters()))
     assert "value: value … outside 0-10" in quality and "'12'" not in quality
     rec = page.recovery_figure(ctx, "pain_leg", "severe", None)
     assert "n=3 past episodes" in rec.layout.title.text
 
 
 def test_every_csv_downloads_and_respects_the_scope(owh):
-    cache = q.OutcomeCache()
     for which in page.CSV_BUTTONS:
-        payload = page.download(_ctx(owh), cache, which, q.OutcomeFilters())
+        payload = page.download(_ctx(owh), which, q.OutcomeFilters())
         assert payload["filename"].startswith("outcomes-") and payload["filename"].endswith(".csv")
         assert len(_csv(payload)) > 0
-    c2 = _csv(
-        page.download(_ctx(owh, Scope.clinics(["C2"])), cache, ids.OUTCOMES_CSV_CLINICS, q.OutcomeFilters())
-    )
+    c2 = _csv(page.download(_ctx(owh, Scope.clinics(["C2"])), ids.OUTCOMES_CSV_CLINICS, q.OutcomeFilters()))
     assert list(c2["group"]) == ["C2"]
-    types = _csv(
-        page.download(_ctx(owh, Scope.clinics(["C2"])), cache, ids.OUTCOMES_CSV_TYPES, q.OutcomeFilters())
-    )
+    types = _csv(page.download(_ctx(owh, Scope.clinics(["C2"])), ids.OUTCOMES_CSV_TYPES, q.OutcomeFilters()))
     assert types.loc[types["group"] == "All episodes", "episodes"].item() == 2
 
 
 def test_empty_selection_renders(owh):
-    out = page.main_outputs(_ctx(owh), q.OutcomeCache(), q.OutcomeFilters(clinic_id="nowhere"))
+    out = page.main_outputs(_ctx(owh), q.OutcomeFilters(clinic_id="nowhere"))
     assert out[ids.OUTCOMES_N].startswith("n = 0 episodes")
-    comp = page.comparison_outputs(_ctx(owh), q.OutcomeCache(), q.OutcomeFilters(clinic_id="nowhere"))
+    comp = page.comparison_outputs(_ctx(owh), q.OutcomeFilters(clinic_id="nowhere"))
     assert "No episodes" in str(comp[ids.OUTCOMES_CLINIC_TABLE])
 
 

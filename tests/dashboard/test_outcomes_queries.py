@@ -1,5 +1,9 @@
 """Outcome queries on SQLite and PostgreSQL over a small warehouse written here, every number traced by hand.
 
+The marts the page reads (`episode_exercise_dose`, `episode_first_mcid`) are written by the ETL's code
+(`etl.summary_dose.refresh_outcome_marts`) from the facts below; the grouped-SQL path (`outcome_aggregates`) and the
+row path (`outcome_rows` + the DataFrame functions) must give the same numbers.
+
 | episode | clinic/therapist | leg pain (baseline -> latest) | status                 | logged dose                                   |
 |---------|------------------|-------------------------------|------------------------|-----------------------------------------------|
 | Q1      | C1 / T1          | 8 -> 3, MCID at day 28        | discharged             | core 80 min, stretching 20 min (20 %: counts) |
@@ -16,13 +20,17 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
-from dashboard.flags import FlagRules
 from dashboard.queries import outcomes as q
 from dashboard.scope import Scope
+from etl.summary_dose import refresh_outcome_marts
+from warehouse.config import SummaryRules
 from warehouse.schema import (
     clinics,
+    episode_exercise_dose,
+    episode_first_mcid,
+    episode_measure_summary,
     episode_summary,
     episodes,
     etl_batches,
@@ -221,6 +229,23 @@ def build(engine: Engine) -> None:
                 }
             )
         conn.execute(insert(episode_summary), rows)
+        conn.execute(
+            insert(episode_measure_summary),
+            [
+                {
+                    "episode_id": r["episode_id"],
+                    "measure": "pain_leg",
+                    "patient_id": r["patient_id"],
+                    "n_values": len(SCORES[r["patient_id"]]),
+                    "baseline_value": r["pain_leg_baseline"],
+                    "latest_value": r["pain_leg_latest"],
+                    "change": r["pain_leg_change"],
+                    "mcid_reached": r["pain_leg_mcid"],
+                }
+                for r in rows
+            ],
+        )
+        refresh_outcome_marts(conn, list(EPISODES), SummaryRules())
 
 
 @pytest.fixture
@@ -229,95 +254,164 @@ def wh(engine) -> Engine:
     return engine
 
 
-def _data(engine: Engine, scope: Scope = Scope.clinic_wide()) -> q.OutcomeData:
-    return q.load_outcomes(engine, scope, FlagRules())
+def _agg(engine: Engine, filters: q.OutcomeFilters = q.OutcomeFilters(), scope: Scope = Scope.clinic_wide()):
+    return q.outcome_aggregates(engine, scope, filters)
 
 
-def _types(data: q.OutcomeData, setting=None) -> dict[str, set[str]]:
-    t = data.types(setting)
+def _rows(engine: Engine, filters: q.OutcomeFilters = q.OutcomeFilters(), scope: Scope = Scope.clinic_wide()):
+    return q.outcome_rows(engine, scope, filters)
+
+
+def _types(engine: Engine, setting=None) -> dict[str, set[str]]:
+    view = _rows(engine, q.OutcomeFilters(setting=setting))
+    patient = view.episodes.set_index("episode_id")["patient_id"]
     out: dict[str, set[str]] = {}
-    for r in t.itertuples():
-        out.setdefault(str(data.episodes.set_index("episode_id").loc[r.episode_id, "patient_id"]), set()).add(
-            r.exercise_type
-        )
+    for r in view.types.itertuples():
+        out.setdefault(str(patient[r.episode_id]), set()).add(r.exercise_type)
     return out
 
 
+def _dose(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        df = pd.DataFrame(conn.execute(select(episode_exercise_dose)).mappings().all())
+    return df.set_index(["episode_id", "exercise_type", "setting"])
+
+
 def test_exercise_type_rule_at_the_20_percent_edge(wh):
-    data = _data(wh)
-    assert _types(data) == {
+    assert _types(wh) == {
         "Q1": {"core_strengthening", "stretching"},  # 20 % exactly counts
         "Q2": {"core_strengthening"},  # 19 % does not
         "Q3": {"nerve_mobilization"},  # minutes from the prescribed x 0.5 of partial sessions
         "Q4": {"glute_strengthening", "stretching"},
         "Q5": {"core_strengthening", "nerve_mobilization"},  # no minutes: 3 vs 1 done sessions (25 %)
     }
-    assert _types(data, "home")["Q4"] == {"glute_strengthening"}
-    assert _types(data, "clinic") == {"Q4": {"stretching"}, "Q5": {"nerve_mobilization"}}
-    dose = data.dose.set_index(["episode_id", "exercise_type", "setting"])
+    assert _types(wh, "home")["Q4"] == {"glute_strengthening"}
+    assert _types(wh, "clinic") == {"Q4": {"stretching"}, "Q5": {"nerve_mobilization"}}
+    dose = _dose(wh)
     assert dose.loc[(3, "nerve_mobilization", "home"), "minutes"] == pytest.approx(10.0)
     assert dose.loc[(3, "nerve_mobilization", "home"), "done"] == pytest.approx(1.0)
     assert (5, "glute_strengthening", "home") not in dose.index  # before the episode start
+    # the 'all' rows are home + clinic; shares are within the row's setting
+    assert dose.loc[(4, "stretching", "all"), "share"] == pytest.approx(0.25)  # 10 of 40 minutes
+    assert dose.loc[(4, "stretching", "clinic"), "share"] == pytest.approx(1.0)
+    assert dose.loc[(5, "core_strengthening", "all"), "share"] == pytest.approx(
+        0.75
+    )  # 3 of 4 done, no minutes
+    assert dose.loc[(1, "stretching", "all"), "share"] == pytest.approx(0.20)
 
 
 def test_itt_completers_and_ceiling_counts(wh):
-    view = q.outcome_view(_data(wh), q.OutcomeFilters())
+    view, agg = _rows(wh), _agg(wh)
     r = q.responders(view.episodes, "pain_leg")
+    assert agg.responders("pain_leg") == r
     # eligible: baseline and not at the ceiling = Q1, Q2, Q3, Q5; reached: Q1, Q5
     assert (r["itt"].k, r["itt"].n) == (2, 4)
     # completers: discharged with follow-up = Q1, Q2 (Q4 is at the ceiling)
     assert (r["completers"].k, r["completers"].n) == (1, 2)
     assert r["ceiling"] == 1 and r["no_baseline"] == 1 and r["no_followup"] == 1
-    md = q.missing_data(view).set_index("what")["episodes"]
+    pd.testing.assert_frame_equal(agg.missing_data(), q.missing_data(view), check_dtype=False)
+    md = agg.missing_data().set_index("what")["episodes"]
     assert md["All starters (ITT)"] == 6
     assert md["Completers (discharged)"] == 3
     assert md["Dropped out (no data 14 d, not discharged)"] == 1  # Q3: last activity day 50, as of day 90
     assert md["Leg pain: ceiling effect (counted apart)"] == 1
-    summary = q.type_summary(view).set_index("type")
+    summary = agg.type_summary().set_index("type")
     assert summary.loc["", "pain_leg_n"] == 4
     assert summary.loc["", "pain_leg_mean"] == pytest.approx((-5 + 0 - 0.5 - 5) / 4)
     assert summary.loc["core_strengthening", "episodes"] == 3  # Q1, Q2, Q5
     assert summary.loc["core_strengthening", "pain_leg_itt_k"] == 2
     assert summary.loc["stretching", "pain_leg_ceiling"] == 1  # Q4
-    dq = q.data_quality_counts(view).set_index("measure")
+    dq = q.quality_counts(wh, Scope.clinic_wide(), q.OutcomeFilters()).set_index("measure")
+    pd.testing.assert_frame_equal(dq.reset_index(), q.data_quality_counts(view), check_dtype=False)
     assert dq.loc["Leg pain", "patients_missing_baseline"] == 1
     assert dq.loc["Leg pain", "patients_missing_followup"] == 1
 
 
 def test_weeks_to_mcid(wh):
-    eps = _data(wh).episodes.set_index("patient_id")
+    eps = _rows(wh).episodes.set_index("patient_id")
     assert eps.loc["Q1", "weeks_to_mcid"] == pytest.approx(4.0)  # day 28: 8 -> 5.5 is 2.5 points
     assert eps.loc["Q5", "weeks_to_mcid"] == pytest.approx(1.0)
     assert eps.loc["Q4", "weeks_to_mcid"] == pytest.approx(3.0)  # 1.5 -> 1.0 is 33 %
     assert pd.isna(eps.loc["Q2", "weeks_to_mcid"])
-    summary = q.type_summary(q.outcome_view(_data(wh), q.OutcomeFilters())).set_index("type")
-    assert summary.loc["", "weeks_to_mcid_median"] == pytest.approx(3.0)
+    summary = _agg(wh).type_summary().set_index("type")
+    assert summary.loc["", "weeks_to_mcid_median"] == pytest.approx(3.0)  # 1, 3, 4 weeks
+    assert summary.loc["core_strengthening", "weeks_to_mcid_median"] == pytest.approx(2.5)  # Q1 4, Q5 1
+    assert summary.loc["core_strengthening", "weeks_to_mcid_n"] == 2
+    with wh.connect() as conn:
+        days = dict(
+            conn.execute(select(episode_first_mcid.c.episode_id, episode_first_mcid.c.days_to_mcid)).all()
+        )
+    assert days == {1: 28, 4: 21, 5: 7}
 
 
 def test_clinics_scope_never_includes_other_clinics(wh):
     scope = Scope.clinics(["C2"])
-    data = _data(wh, scope)
-    assert sorted(data.episodes["patient_id"]) == ["Q4", "Q5"]
-    assert set(data.dose["episode_id"]) <= {4, 5}
-    assert set(q.outcome_episodes(wh, scope)["clinic_id"]) == {"C2"}
-    assert set(q.weeks_to_mcid(wh, scope, data.catalog)["episode_id"]) == {4, 5}
+    view = _rows(wh, scope=scope)
+    assert sorted(view.episodes["patient_id"]) == ["Q4", "Q5"]
+    assert set(view.types["episode_id"]) <= {4, 5}
+    assert set(view.episodes["clinic_id"]) == {"C2"}
+    agg = _agg(wh, scope=scope)
+    assert agg.n == 2 and set(agg.pairs["episode_id"]) <= {4, 5}
+    assert agg.type_summary().set_index("type").loc["", "weeks_to_mcid_n"] == 2  # Q4, Q5
     rec = q.recovery_scores(wh, scope, "pain_leg", (0, 11))
     assert set(rec["episode_id"]) == {4, 5}
     # a filter naming another clinic narrows to nothing, never widens
-    assert q.outcome_view(data, q.OutcomeFilters(clinic_id="C1")).n == 0
-    assert _data(wh, Scope.clinics([])).episodes.empty
-    assert sorted(_data(wh, Scope.therapist("T2")).episodes["patient_id"]) == ["Q3", "Q6"]
+    assert _agg(wh, q.OutcomeFilters(clinic_id="C1"), scope).n == 0
+    assert _rows(wh, q.OutcomeFilters(clinic_id="C1"), scope).n == 0
+    assert _agg(wh, scope=Scope.clinics([])).n == 0
+    assert _rows(wh, scope=Scope.clinics([])).episodes.empty
+    assert sorted(_rows(wh, scope=Scope.therapist("T2")).episodes["patient_id"]) == ["Q3", "Q6"]
+    assert q.quality_counts(wh, Scope.clinics([]), q.OutcomeFilters())["episodes"].tolist() == [0, 0]
 
 
 def test_filters_and_recovery_bands(wh):
-    data = _data(wh)
-    assert q.outcome_view(data, q.OutcomeFilters(severity="severe")).n == 3  # Q1 (8), Q3 (7), Q5 (9)
-    assert q.outcome_view(data, q.OutcomeFilters(sex="F")).n == 3
-    assert q.outcome_view(data, q.OutcomeFilters(start_from=dt.date(2024, 1, 2))).n == 0
-    assert q.outcome_view(data, q.OutcomeFilters(therapist_id="T3")).n == 2
+    for filters, n in (
+        (q.OutcomeFilters(severity="severe"), 3),  # Q1 (8), Q3 (7), Q5 (9)
+        (q.OutcomeFilters(sex="F"), 3),
+        (q.OutcomeFilters(start_from=dt.date(2024, 1, 2)), 0),
+        (q.OutcomeFilters(start_to=dt.date(2024, 1, 1)), 6),
+        (q.OutcomeFilters(therapist_id="T3"), 2),
+        (q.OutcomeFilters(age_band="60-74"), 3),  # born 1960, 1965, 1970: 64, 59, 54... see below
+    ):
+        assert _agg(wh, filters).n == _rows(wh, filters).n
+        if filters.age_band is None:
+            assert _agg(wh, filters).n == n
+    # ages at the 2024 start: 64, 59, 54, 49, 44, 39
+    assert _agg(wh, q.OutcomeFilters(age_band="60-74")).n == 1
+    assert _agg(wh, q.OutcomeFilters(age_band="40-59")).n == 4
+    assert _agg(wh, q.OutcomeFilters(age_band="<40")).n == 1
     rec = q.recovery_scores(wh, Scope.clinic_wide(), "pain_leg", (7, 10.0001))
     assert sorted(rec.loc[rec["week"] == 0, "value"]) == [7.0, 8.0, 9.0]
     assert set(rec["week"]) == {0, 1, 2, 4, 5, 6}
+
+
+FILTER_CASES = [
+    q.OutcomeFilters(),
+    q.OutcomeFilters(setting="home"),
+    q.OutcomeFilters(setting="clinic"),
+    q.OutcomeFilters(clinic_id="C1"),
+    q.OutcomeFilters(severity="severe", sex="M"),
+    q.OutcomeFilters(start_from=dt.date(2025, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("filters", FILTER_CASES, ids=lambda f: f.describe())
+def test_grouped_sql_gives_the_row_path_numbers(wh, filters):
+    """Every table of the filter-change callback, from grouped SQL, equals the DataFrame function over rows."""
+    agg, view = _agg(wh, filters), _rows(wh, filters)
+    assert agg.n == view.n
+    assert agg.n_pairs == len(view.episodes[["adherence", "pain_leg_change"]].dropna())
+    for name in ("type_summary", "dose_response", "dose_by_type", "monthly_trend", "missing_data"):
+        got, want = getattr(agg, name)(), getattr(q, name)(view)
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False, obj=name
+        )
+    pd.testing.assert_frame_equal(agg.dropout_by_week(), q.dropout_by_week(view), check_dtype=False)
+    for m in q.RESPONDER_MEASURES:
+        if view.n:
+            assert agg.responders(m) == q.responders(view.episodes, m)
+    points = q.scatter_points(view)
+    assert sorted(agg.scatter_points()["episode_id"]) == sorted(points["episode_id"])
 
 
 def test_reject_reasons_cut_values(wh):
@@ -328,25 +422,8 @@ def test_reject_reasons_cut_values(wh):
     ]
 
 
-def test_cache_refills_when_the_warehouse_changes(wh):
-    cache = q.OutcomeCache()
-    a = cache.get(wh, Scope.clinic_wide())
-    assert cache.get(wh, Scope.clinic_wide()) is a
-    cache.get(wh, Scope.clinics(["C1"]))
-    assert cache.fills == 2
-    with wh.begin() as conn:
-        conn.execute(
-            episode_summary.update()
-            .where(episode_summary.c.episode_id == 2)
-            .values(refreshed_at=dt.datetime(2024, 4, 1))
-        )
-    assert cache.get(wh, Scope.clinic_wide()) is not a
-    assert cache.fills == 3
-
-
 def test_benchmarks_grey_small_groups(wh):
-    view = q.outcome_view(_data(wh), q.OutcomeFilters())
-    b = q.benchmarks(view, "therapist_id")
+    b = q.benchmarks(_rows(wh), "therapist_id")
     assert set(b["group"]) == {"T1", "T2", "T3"}
     assert b["small_n"].all() and b["rank"].isna().all()  # n < 10: never ranked
     assert b.set_index("group").loc["T1", "n"] == 2

@@ -170,3 +170,17 @@ def test_vectorised_forms_agree_with_the_scalar_ones():
             assert math.isnan(p[i]) and math.isnan(lo[i]) and math.isnan(hi[i])
         else:
             assert (p[i], lo[i], hi[i]) == pytest.approx((w.p, w.lo, w.hi))
+
+
+def test_mean_ci_sums_matches_mean_ci_and_its_edges():
+    """The grouped-SQL path gets a group's count, sum and sum of squares; the interval must be `mean_ci`'s."""
+    groups = [[-5.0, 0.0, -0.5, -5.0], [2.5], [], [1.0, 1.0, 1.0], list(np.linspace(-3, 4, 101))]
+    n = [len(g) for g in groups]
+    s = [sum(g) for g in groups]
+    q = [sum(x * x for x in g) for g in groups]
+    mean, sd, lo, hi = stats.mean_ci_sums(n, s, q)
+    for i, g in enumerate(groups):
+        ref = stats.mean_ci(g)
+        for got, want in ((mean[i], ref.mean), (sd[i], ref.sd), (lo[i], ref.lo), (hi[i], ref.hi)):
+            assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert sd[3] == 0.0  # no spread: the variance is clipped at 0, never a NaN from -1e-17
