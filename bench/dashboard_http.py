@@ -321,7 +321,7 @@ class PatientPageClient:
         return ms, json.loads(raw), size
 
     def bodies(
-        self, pid: str, dates: tuple[str | None, str | None] | None = None
+        self, pid: str, dates: tuple[str | None, str | None] | None = None, store: Any = None
     ) -> dict[str, dict[str, Any]]:
         path = f"/patients/{pid}"
         out = {
@@ -331,7 +331,10 @@ class PatientPageClient:
             "overview": CallbackMap.body(self.overview, [pid], changed=False),
         }
         if dates is not None:
-            out["trends"] = CallbackMap.body(self.trends, list(dates), [pid])
+            # trends also reads the overview's store (its baselines), as the renderer sends it
+            out["trends"] = CallbackMap.body(
+                self.trends, list(dates), [pid, store][: len(self.trends["state"])]
+            )
             out["sessions"] = CallbackMap.body(self.sessions, list(dates), [pid])
         return out
 
@@ -347,7 +350,7 @@ class PatientPageClient:
         if resp.get("patient-body", {}).get("hidden", True):
             raise RuntimeError(f"patient {pid}: the page says not found")
         dates = (resp["patient-dates"]["start_date"], resp["patient-dates"]["end_date"])
-        b = self.bodies(pid, dates)
+        b = self.bodies(pid, dates, resp.get("patient-default-dates", {}).get("data"))
         f_trends = self.pool.submit(self.post, b["trends"])
         f_sessions = self.pool.submit(self.post, b["sessions"])
         (t_ms, tr, t_size), (s_ms, _, s_size) = f_trends.result(), f_sessions.result()

@@ -156,7 +156,9 @@ def patient_page(engine: Engine, pids: list[str], warmup: list[str], say) -> dic
         t1 = time.perf_counter_ns()
         start = ov.start.isoformat() if ov.start else None
         end = ov.end.isoformat() if ov.end else None
-        page.trend_cards(ctx, pid, start, end)
+        page.trend_cards(
+            ctx, pid, start, end, ov.store(pid) if ov.found else None
+        )  # as the page's store does
         t2 = time.perf_counter_ns()
         page.session_outputs(ctx, pid, start, end)
         t3 = time.perf_counter_ns()

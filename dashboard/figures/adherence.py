@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboard.figures.common import (
     BAD,
@@ -15,11 +14,14 @@ from dashboard.figures.common import (
     PRIMARY,
     PRIMARY_LIGHT,
     WEEK_MS,
+    FigureSpec,
     axis,
     base_layout,
     date_range,
-    empty_figure,
-    figure,
+    dates,
+    empty_spec,
+    numbers,
+    spec,
 )
 
 DONE_WEIGHT = {"completed": 1.0, "partial": 0.5, "skipped": 0.0, "missed": 0.0}
@@ -50,18 +52,18 @@ def weekly_adherence(sessions: pd.DataFrame, partial_weight: float = 0.5) -> pd.
 
 def weekly_adherence_figure(
     sessions: pd.DataFrame, *, partial_weight: float = 0.5, low: float = 0.60, height: int = 280
-) -> go.Figure:
+) -> FigureSpec:
     """Scheduled (light) and done (dark; red below `low`) home exercises per week, the percent above each bar."""
     title = "Home exercises per week"
     weekly = weekly_adherence(sessions, partial_weight)
     if weekly.empty:
-        return empty_figure(title, "No home exercises scheduled in this date range", height=height)
-    weeks = list(weekly["week"])
+        return empty_spec(title, "No home exercises scheduled in this date range", height=height)
+    weeks = dates(weekly["week"])
     data = [
         {
             "type": "bar",
             "x": weeks,
-            "y": list(weekly["scheduled"]),
+            "y": numbers(weekly["scheduled"]),
             "name": "scheduled",
             "marker": {"color": PRIMARY_LIGHT},
             "hovertemplate": "week of %{x|%d %b}<br>%{y} scheduled<extra></extra>",
@@ -69,13 +71,13 @@ def weekly_adherence_figure(
         {
             "type": "bar",
             "x": weeks,
-            "y": list(weekly["done"]),
+            "y": numbers(weekly["done"]),
             "name": "done",
             "marker": {"color": [BAD if p < low * 100 else PRIMARY for p in weekly["pct"]]},
             "text": [f"{p:.0f} %" for p in weekly["pct"]],
             "textposition": "outside",
             "cliponaxis": False,
-            "customdata": list(weekly["pct"]),
+            "customdata": numbers(weekly["pct"]),
             "hovertemplate": "week of %{x|%d %b}<br>%{y:.1f} done (%{customdata:.0f} %)<extra></extra>",
         },
     ]
@@ -87,7 +89,7 @@ def weekly_adherence_figure(
         yaxis=axis("home exercises", rangemode="tozero"),
         xaxis=axis("Week starting", type="date", dtick=WEEK_MS, tickformat="%d %b"),
     )
-    return figure(data, layout)
+    return spec(data, layout)
 
 
 def calendar_figure(
@@ -97,11 +99,11 @@ def calendar_figure(
     *,
     partial_weight: float = 0.5,
     height: int = 240,
-) -> go.Figure:
+) -> FigureSpec:
     """Days as a calendar (weeks across, weekdays down): share of the day's home exercises done; clinic visits marked."""
     title = "Calendar"
     if sessions.empty:
-        return empty_figure(title, "No sessions in this date range", height=height)
+        return empty_spec(title, "No sessions in this date range", height=height)
     home = _home(sessions, partial_weight)
     days = pd.to_datetime(sessions["session_date"])
     first = pd.Timestamp(start) if start else days.min()
@@ -109,7 +111,7 @@ def calendar_figure(
     first = first - pd.Timedelta(days=first.weekday())
     all_days = pd.date_range(first, last, freq="D")
     daily = home.groupby("day").agg(done=("done", "sum"), scheduled=("done", "size")).reindex(all_days)
-    weeks = list(pd.date_range(first, last, freq="7D"))
+    weeks = dates(pd.date_range(first, last, freq="7D"))
     z = np.full((7, len(weeks)), np.nan)
     text = np.full((7, len(weeks)), "", dtype=object)
     for i, (day, done, scheduled) in enumerate(
@@ -149,7 +151,7 @@ def calendar_figure(
         data.append(
             {
                 "type": "scatter",
-                "x": [d - pd.Timedelta(days=d.weekday()) for d in cdays],
+                "x": dates([d - pd.Timedelta(days=d.weekday()) for d in cdays]),
                 "y": [WEEKDAYS[d.weekday()] for d in cdays],
                 "mode": "markers",
                 "marker": {
@@ -169,14 +171,14 @@ def calendar_figure(
         yaxis=axis(None, autorange="reversed", showgrid=False),
         xaxis=axis("Week starting", showgrid=False, type="date", tickformat="%d %b"),
     )
-    return figure(data, layout)
+    return spec(data, layout)
 
 
-def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figure:
+def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> FigureSpec:
     title = "Why exercises were not done"
     missed = sessions[sessions["status"].isin(["skipped", "missed"])]
     if missed.empty:
-        return empty_figure(title, "No skipped or missed exercises in this date range", height=height)
+        return empty_spec(title, "No skipped or missed exercises in this date range", height=height)
     reasons = missed["skip_reason"].fillna("not given").replace("", "not given")
     counts = reasons.value_counts().sort_values()
     data = [
@@ -195,22 +197,22 @@ def skip_reasons_figure(sessions: pd.DataFrame, *, height: int = 240) -> go.Figu
     layout = base_layout(
         title, height=height, legend=False, xaxis=axis("exercises skipped or missed", rangemode="tozero")
     )
-    return figure(data, layout)
+    return spec(data, layout)
 
 
 def pain_during_figure(
     sessions: pd.DataFrame, *, x_range: tuple[Any, Any] | None = None, height: int = 260
-) -> go.Figure:
+) -> FigureSpec:
     title = "Pain during exercise (0-10)"
     logged = sessions.dropna(subset=["pain_during"])
     if logged.empty:
-        return empty_figure(title, "No pain during exercise logged in this date range", height=height)
+        return empty_spec(title, "No pain during exercise logged in this date range", height=height)
     daily = logged.groupby("session_date", as_index=False)["pain_during"].mean()
     data = [
         {
             "type": "scatter",
-            "x": list(daily["session_date"]),
-            "y": list(daily["pain_during"]),
+            "x": dates(daily["session_date"]),
+            "y": numbers(daily["pain_during"]),
             "mode": "lines+markers",
             "line": {"color": BAD, "width": 1.2},
             "marker": {"size": 6},
@@ -225,4 +227,4 @@ def pain_during_figure(
         yaxis=axis("points · lower is better ↓", range=[-0.4, 10.4]),
         xaxis=axis("Date", type="date", **date_range(x_range)),
     )
-    return figure(data, layout)
+    return spec(data, layout)

@@ -1,7 +1,11 @@
 """The look shared by every chart, and the one place figures are built.
 
-Figures are assembled as plain plotly specs (dicts) and turned into a `go.Figure` once: plotly's incremental
-`update_*` calls validate every property path and cost 20-40 ms per chart, the one-shot constructor about 5 ms.
+Figures are assembled as plain plotly specs (dicts). The patient page sends them to the browser as they are
+(`spec`, `empty_spec`): `go.Figure` validation (~5 ms per chart) and the full default template it attaches (~10 KB
+of JSON per chart) made up most of the patient page's callback time, 13 charts per page load. plotly.js validates
+the spec when it draws; the tests validate every spec by building a `go.Figure` from it. `figure` and
+`empty_figure` still build a `go.Figure` once (the outcomes page uses them): plotly's incremental `update_*` calls
+validate every property path and cost 20-40 ms per chart, the one-shot constructor about 5 ms.
 """
 
 from __future__ import annotations
@@ -84,14 +88,47 @@ def base_layout(title: str, *, height: int = 300, legend: bool = True, **kw: Any
     return layout
 
 
+#: A plain figure spec: {"data": [...], "layout": {...}}, what `dcc.Graph(figure=...)` takes.
+FigureSpec = dict[str, Any]
+
+#: The few settings of plotly.py's default template that `base_layout` does not already set and the look relies
+#: on; a dict spec gets no template from plotly.py, and plotly.js's own defaults differ on these.
+TEMPLATE: dict[str, Any] = {
+    "layout": {
+        "hovermode": "closest",
+        "autotypenumbers": "strict",
+        "hoverlabel": {"align": "left"},
+        "xaxis": {"title": {"standoff": 15}},
+        "yaxis": {"title": {"standoff": 15}},
+    }
+}
+
+
+def dates(values: Any) -> list[str | None]:
+    """Dates or timestamps as ISO text for a spec: JSON-ready, instead of one encoder call per pd.Timestamp."""
+    ts = pd.to_datetime(pd.Series(list(values) if not isinstance(values, pd.Series) else values))
+    text = ts.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return text.where(ts.notna(), None).tolist()
+
+
+def numbers(values: Any) -> list[float | None]:
+    """Numbers as plain floats (missing as None) for a spec."""
+    arr = pd.to_numeric(pd.Series(values), errors="coerce").astype(float)
+    return arr.astype(object).where(arr.notna(), None).tolist()
+
+
+def spec(data: list[dict[str, Any]], layout: dict[str, Any]) -> FigureSpec:
+    """A figure as a plain spec for the browser (no `go.Figure` validation or default template)."""
+    return {"data": data, "layout": {"template": TEMPLATE, **layout}}
+
+
 def figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
     """The one `go.Figure` construction (validated once)."""
     return go.Figure({"data": data, "layout": layout})
 
 
-def empty_figure(title: str, message: str = EMPTY_MESSAGE, *, height: int = 300) -> go.Figure:
-    """A figure that says why it is empty instead of drawing blank axes."""
-    layout = base_layout(
+def _empty_layout(title: str, message: str, height: int) -> dict[str, Any]:
+    return base_layout(
         title,
         height=height,
         legend=False,
@@ -109,8 +146,17 @@ def empty_figure(title: str, message: str = EMPTY_MESSAGE, *, height: int = 300)
             }
         ],
     )
-    return figure([], layout)
 
 
-def is_empty(fig: go.Figure) -> bool:
-    return not fig.data
+def empty_figure(title: str, message: str = EMPTY_MESSAGE, *, height: int = 300) -> go.Figure:
+    """A figure that says why it is empty instead of drawing blank axes."""
+    return figure([], _empty_layout(title, message, height))
+
+
+def empty_spec(title: str, message: str = EMPTY_MESSAGE, *, height: int = 300) -> FigureSpec:
+    """`empty_figure` as a plain spec."""
+    return spec([], _empty_layout(title, message, height))
+
+
+def is_empty(fig: go.Figure | FigureSpec) -> bool:
+    return not (fig.get("data") if isinstance(fig, dict) else fig.data)

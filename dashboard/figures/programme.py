@@ -6,18 +6,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboard.figures.common import (
     PRIMARY,
     PRIMARY_LIGHT,
     SERIES,
     WEEK_MS,
+    FigureSpec,
     axis,
     base_layout,
     date_range,
-    empty_figure,
-    figure,
+    dates,
+    empty_spec,
+    spec,
 )
 
 DONE = ("completed", "partial")
@@ -29,11 +30,11 @@ def programme_timeline_figure(
     *,
     x_range: tuple[Any, Any] | None = None,
     height: int | None = None,
-) -> go.Figure:
+) -> FigureSpec:
     """Each exercise on its own row, grouped by exercise type: filled markers done, open markers not done."""
     title = "Programme"
     if sessions.empty:
-        return empty_figure(title, "No sessions in this date range", height=height or 260)
+        return empty_spec(title, "No sessions in this date range", height=height or 260)
     type_labels = type_labels or {}
     df = sessions.copy()
     df["type_label"] = df["exercise_type"].map(
@@ -50,7 +51,7 @@ def programme_timeline_figure(
             data.append(
                 {
                     "type": "scatter",
-                    "x": list(sub["session_date"]),
+                    "x": dates(sub["session_date"]),
                     "y": list(sub["exercise"]),
                     "mode": "markers",
                     "name": type_label if is_done else f"{type_label} (not done)",
@@ -72,7 +73,7 @@ def programme_timeline_figure(
         yaxis=axis(None, categoryorder="array", categoryarray=list(order["exercise"])[::-1], type="category"),
         xaxis=axis("Date (◆ clinic, ● home; open = not done)", type="date", **date_range(x_range)),
     )
-    return figure(data, layout)
+    return spec(data, layout)
 
 
 def weekly_dose(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -89,13 +90,13 @@ def weekly_dose(sessions: pd.DataFrame) -> pd.DataFrame:
     return df.groupby("week", as_index=False)[["volume", "volume_rx", "minutes", "minutes_rx"]].sum()
 
 
-def weekly_dose_figure(sessions: pd.DataFrame, *, height: int = 360) -> go.Figure:
+def weekly_dose_figure(sessions: pd.DataFrame, *, height: int = 360) -> FigureSpec:
     """Two stacked panels sharing the week axis: sets x reps, and minutes; bars done, markers prescribed."""
     title = "Dose per week: done vs prescribed"
     dose = weekly_dose(sessions)
     if dose.empty:
-        return empty_figure(title, "No sessions in this date range", height=height)
-    weeks = list(dose["week"])
+        return empty_spec(title, "No sessions in this date range", height=height)
+    weeks = dates(dose["week"])
     data = []
     for row, (done, rx, unit) in enumerate(
         (("volume", "volume_rx", "reps"), ("minutes", "minutes_rx", "min")), 1
@@ -139,4 +140,4 @@ def weekly_dose_figure(sessions: pd.DataFrame, *, height: int = 360) -> go.Figur
         yaxis=axis("sets × reps", domain=[0.56, 1.0], rangemode="tozero"),
         yaxis2=axis("minutes", domain=[0.0, 0.44], rangemode="tozero"),
     )
-    return figure(data, layout)
+    return spec(data, layout)

@@ -6,18 +6,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboard.figures.common import (
     BAND,
     MUTED,
     PRIMARY,
     SERIES,
+    FigureSpec,
     axis,
     base_layout,
     date_range,
-    empty_figure,
-    figure,
+    dates,
+    empty_spec,
+    numbers,
+    spec,
 )
 
 NO_BASELINE = "No baseline recorded"
@@ -63,7 +65,7 @@ def trend_figure(
     *,
     x_range: tuple[Any, Any] | None = None,
     height: int = 280,
-) -> go.Figure:
+) -> FigureSpec:
     """Measurements of one measure over time.
 
     points: columns recorded_at, value and optionally side. measure: a catalog row (label, unit, better,
@@ -78,7 +80,7 @@ def trend_figure(
         message = "No measurements in this date range"
         if baseline_value is None:
             message += f" · {NO_BASELINE.lower()}"
-        return empty_figure(title, message, height=height)
+        return empty_spec(title, message, height=height)
 
     unit = str(measure["unit"])
     sides = points["side"].fillna("") if "side" in points else pd.Series("", index=points.index)
@@ -89,8 +91,8 @@ def trend_figure(
         data.append(
             {
                 "type": "scatter",
-                "x": list(part["recorded_at"]),
-                "y": list(part["value"]),
+                "x": dates(part["recorded_at"]),
+                "y": numbers(part["value"]),
                 "mode": "lines+markers",
                 "name": name,
                 "line": {"color": SERIES[i % len(SERIES)] if side else PRIMARY, "width": 1.5},
@@ -181,4 +183,4 @@ def trend_figure(
         xaxis=axis("Date", type="date", **date_range(x_range)),
         yaxis=axis(y_axis_title(measure), range=[lo - pad, hi + pad]),
     )
-    return figure(data, layout)
+    return spec(data, layout)

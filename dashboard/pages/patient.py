@@ -23,7 +23,6 @@ from dashboard.figures import adherence as fa
 from dashboard.figures import programme as fp
 from dashboard.figures import trends as ft
 from dashboard.flags import flags_for
-from dashboard.queries import catalog as qc
 from dashboard.queries import patient as qp
 
 PATH_TEMPLATE = "/patients/<patient_id>"
@@ -186,6 +185,18 @@ class Overview:
     outcome_table: Any = None
     start: dt.date | None = None
     end: dt.date | None = None
+    #: Baseline per measure of the latest episode ({code: {"baseline_value": ...}}): handed to the trends
+    #: callback through the page's store, so it does not read the episode and its measures again.
+    baselines: dict[str, dict[str, Any]] | None = None
+
+    def store(self, patient_id: str) -> dict[str, Any]:
+        """What the page keeps in `PATIENT_DEFAULT_DATES` for the other callbacks (JSON)."""
+        return {
+            "patient_id": patient_id,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "baselines": self.baselines or {},
+        }
 
 
 def _iso(day: dt.date | None) -> str | None:
@@ -288,7 +299,9 @@ def overview(ctx: AppContext, patient_id: str | None) -> Overview:
                 ),
             ]
         )
-        return Overview(found=True, header=header, key_numbers=[], outcome_table=None, start=start, end=end)
+        return Overview(
+            found=True, header=header, key_numbers=[], outcome_table=None, start=start, end=end, baselines={}
+        )
 
     ep = episodes.astype(object).where(episodes.notna(), None).iloc[0].to_dict()
     measures = qp.episode_measures(ctx.engine, scope, patient_id, int(ep["episode_id"]))
@@ -381,6 +394,10 @@ def overview(ctx: AppContext, patient_id: str | None) -> Overview:
         outcome_table=_outcome_table(measures),
         start=start,
         end=end,
+        baselines={
+            code: {"baseline_value": None if missing(m["baseline_value"]) else float(m["baseline_value"])}
+            for code, m in by_measure.items()
+        },
     )
 
 
@@ -388,22 +405,42 @@ def _parse_day(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value[:10]) if value else None
 
 
-def trend_cards(ctx: AppContext, patient_id: str | None, start: str | None, end: str | None) -> list[Any]:
-    """One chart per measure over the date range; the baseline comes from the episode summary."""
+def _baselines(ctx: AppContext, patient_id: str) -> dict[str, dict[str, Any]] | None:
+    """The latest episode's baselines read from the marts; None when the patient is not visible."""
+    scope = ctx.scope()
+    episodes = qp.patient_episodes(ctx.engine, scope, patient_id)
+    if episodes.empty:
+        return {} if not qp.patient_profile(ctx.engine, scope, patient_id).empty else None
+    summary = qp.episode_measures(ctx.engine, scope, patient_id, int(episodes.iloc[0]["episode_id"]))
+    return {r["measure"]: r for r in summary.to_dict("records")}
+
+
+def trend_cards(
+    ctx: AppContext,
+    patient_id: str | None,
+    start: str | None,
+    end: str | None,
+    known: dict[str, Any] | None = None,
+) -> list[Any]:
+    """One chart per measure over the date range; the baseline comes from the episode summary.
+
+    known: the overview's `Overview.store()` for this patient (the page passes it from its store, saving the
+    episode and measure reads); without it they are read here. Only baselines come from it (the client could
+    alter it): the points are read under the viewer's scope, and with no points the patient's visibility is
+    checked, so a patient out of scope gets no chart whatever the client sends.
+    """
     if not patient_id:
         return []
     scope = ctx.scope()
     points = qp.patient_scores(ctx.engine, scope, patient_id, _parse_day(start), _parse_day(end))
-    episodes = qp.patient_episodes(ctx.engine, scope, patient_id)
-    if episodes.empty and points.empty and qp.patient_profile(ctx.engine, scope, patient_id).empty:
+    baselines = known.get("baselines") if known and known.get("patient_id") == patient_id else None
+    if baselines is None:
+        baselines = _baselines(ctx, patient_id)
+    elif points.empty and qp.patient_profile(ctx.engine, scope, patient_id).empty:
+        baselines = None  # the store is the client's: no points may also mean "not visible"
+    if baselines is None:
         return []
-    summary = (
-        qp.episode_measures(ctx.engine, scope, patient_id, int(episodes.iloc[0]["episode_id"]))
-        if not episodes.empty
-        else pd.DataFrame(columns=["measure", "baseline_value", "baseline_at"])
-    )
-    baselines = {r["measure"]: r for r in summary.to_dict("records")}
-    catalog = qc.measures_catalog(ctx.engine)
+    catalog = qp.chart_catalog(ctx.engine)
     shown = [
         c for c in catalog["code"] if c in CORE_MEASURES or c in set(points["measure"]) or c in baselines
     ]
@@ -432,7 +469,7 @@ def session_outputs(
     scope = ctx.scope()
     s, e = _parse_day(start), _parse_day(end)
     df = qp.patient_sessions(ctx.engine, scope, patient_id or "", s, e)
-    type_labels = qc.exercise_type_labels(ctx.engine) if not df.empty else {}
+    type_labels = qp.exercise_type_names(ctx.engine) if not df.empty else {}
     low = ctx.flag_rules.low_adherence
     note = (
         dbc.Alert("No sessions logged in this date range.", color="light", className="border small")
@@ -500,8 +537,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         ov = overview(ctx, patient_id)
         if not ov.found:
             return None, [], None, True, True, None, None, None
-        dates = {"start": _iso(ov.start), "end": _iso(ov.end)}
-        return ov.header, ov.key_numbers, ov.outcome_table, False, False, dates, dates["start"], dates["end"]
+        store = ov.store(patient_id)
+        return ov.header, ov.key_numbers, ov.outcome_table, False, False, store, store["start"], store["end"]
 
     @app.callback(
         Output(ids.PATIENT_DATES, "start_date", allow_duplicate=True),
@@ -520,10 +557,11 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input(ids.PATIENT_DATES, "start_date"),
         Input(ids.PATIENT_DATES, "end_date"),
         State(ids.PATIENT_ID, "data"),
+        State(ids.PATIENT_DEFAULT_DATES, "data"),
         prevent_initial_call=True,
     )
-    def _trends(start, end, patient_id):
-        return trend_cards(ctx, patient_id, start, end)
+    def _trends(start, end, patient_id, known):
+        return trend_cards(ctx, patient_id, start, end, known if isinstance(known, dict) else None)
 
     @app.callback(
         Output(ids.SESSIONS_EMPTY, "children"),

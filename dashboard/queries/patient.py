@@ -6,10 +6,15 @@ A patient outside the viewer's scope gives exactly the same empty results as an 
 from __future__ import annotations
 
 import datetime as dt
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
+from dashboard.queries import catalog as qc
 from dashboard.queries import read_frame
 from dashboard.scope import Scope, scope_clause
 from warehouse.schema import (
@@ -22,6 +27,35 @@ from warehouse.schema import (
     sessions,
     therapists,
 )
+
+T = TypeVar("T")
+
+#: Seconds the catalogs stay cached per process. They are reference data (no patient rows, not scoped) that change
+#: with `etl init` or a clinic's own catalog edit; every patient page load read them, ~1 ms of its ~10 ms budget.
+REFERENCE_TTL_S = 60.0
+_reference: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _cached(engine: Engine, name: str, load: Callable[[Engine], T]) -> T:
+    """`load(engine)`, reused for REFERENCE_TTL_S seconds per engine and name."""
+    now = time.monotonic()
+    per_engine = _reference.setdefault(engine, {})
+    hit = per_engine.get(name)
+    if hit is not None and now - hit[0] < REFERENCE_TTL_S:
+        return hit[1]
+    value = load(engine)
+    per_engine[name] = (now, value)
+    return value
+
+
+def chart_catalog(engine: Engine) -> pd.DataFrame:
+    """The measures catalog (`catalog.measures_catalog`), cached: callers must not modify the frame."""
+    return _cached(engine, "measures", lambda e: qc.measures_catalog(e))
+
+
+def exercise_type_names(engine: Engine) -> dict[str, str]:
+    """Exercise type code -> label (`catalog.exercise_type_labels`), cached: callers must not modify the dict."""
+    return _cached(engine, "exercise_types", lambda e: qc.exercise_type_labels(e))
 
 
 def _in_scope(scope: Scope, patient_id: str):

@@ -1,15 +1,45 @@
-"""Figures are pure: DataFrame in, go.Figure out. Check traces, shapes and axis titles."""
+"""Figures are pure: DataFrame in, a plain figure spec (dict) out. Check traces, shapes and axis titles.
+
+The page sends the specs to the browser unvalidated (validation cost ~5 ms per chart), so every spec a test builds
+goes through `go.Figure(...)` here, which rejects any property plotly does not know.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from types import ModuleType
+from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
-from dashboard.figures import adherence as fa
-from dashboard.figures import programme as fp
-from dashboard.figures import trends as ft
+from dashboard.figures import adherence as _fa
+from dashboard.figures import programme as _fp
+from dashboard.figures import trends as _ft
+from dashboard.figures.common import TEMPLATE, is_empty
+
+
+class _Validated:
+    """A figures module whose figure functions return `go.Figure(spec)`: validated, and attribute access."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._module, name)
+        if not callable(value) or not name.endswith("_figure"):
+            return value
+
+        def validated(*args: Any, **kwargs: Any) -> go.Figure:
+            spec = value(*args, **kwargs)
+            assert isinstance(spec, dict) and spec["layout"]["template"] == TEMPLATE
+            return go.Figure(spec)
+
+        return validated
+
+
+fa, fp, ft = _Validated(_fa), _Validated(_fp), _Validated(_ft)
 
 LEG = {
     "code": "pain_leg",
@@ -185,3 +215,14 @@ def test_programme_timeline_and_dose():
 def test_every_session_figure_says_why_it_is_empty(make):
     fig = make(_sessions([]))
     assert not fig.data and fig.layout.annotations[0].text.startswith("No ")
+
+
+def test_specs_are_plain_json_and_say_when_empty():
+    from plotly.io.json import to_json_plotly
+
+    spec = _ft.trend_figure(_points(7.0, 5.0), LEG, {"baseline_value": 7.0})
+    assert not is_empty(spec) and spec["data"][0]["x"][0] == "2024-03-01T10:00:00"
+    assert spec["data"][0]["y"] == [7.0, 5.0] and all(type(v) is float for v in spec["data"][0]["y"])
+    assert '"2024-03-08T10:00:00"' in to_json_plotly(spec)  # what Dash sends
+    empty = _ft.trend_figure(_points(), LEG, None)
+    assert is_empty(empty) and is_empty(go.Figure(empty)) and not is_empty(go.Figure(spec))

@@ -191,13 +191,13 @@ def test_patient_with_one_score_and_no_sessions(ctx):
     ov = pp.overview(ctx, "P3")
     assert ov.found and "no baseline recorded" in _text(ov.key_numbers)
     cards = pp.trend_cards(ctx, "P3", ov.start.isoformat(), ov.end.isoformat())
-    figs = {c.children.figure.layout.title.text: c.children.figure for c in cards}
+    figs = {f.layout.title.text: f for f in (go.Figure(c.children.figure) for c in cards)}
     leg = figs["Leg pain (NPRS) · no baseline"]
     assert len(leg.data) == 1 and len(leg.data[0].x) == 1
     out = pp.session_outputs(ctx, "P3", ov.start.isoformat(), ov.end.isoformat())
     assert out["log"] == [] and "No sessions" in _text(out["note"])
     assert all(
-        isinstance(out[k], go.Figure) and not out[k].data for k in ("weekly", "calendar", "timeline", "dose")
+        isinstance(out[k], dict) and not out[k]["data"] for k in ("weekly", "calendar", "timeline", "dose")
     )
 
 
@@ -211,9 +211,8 @@ def test_trends_follow_the_date_range(ctx):
     narrow = pp.trend_cards(ctx, "P1", d(14).isoformat(), AS_OF.isoformat())
 
     def leg(cards):
-        return next(
-            c.children.figure for c in cards if c.children.figure.layout.title.text.startswith("Leg pain")
-        )
+        figs = (go.Figure(c.children.figure) for c in cards)
+        return next(f for f in figs if f.layout.title.text.startswith("Leg pain"))
 
     assert len(leg(wide).data[0].x) == 5 and len(leg(narrow).data[0].x) == 2
     assert len(leg(narrow).layout.shapes) == 2  # baseline and band stay: they belong to the episode
@@ -225,7 +224,7 @@ def test_sessions_follow_the_date_range(ctx):
     week = pp.session_outputs(ctx, "P1", d(10).isoformat(), d(4).isoformat())
     assert len(week["log"]) < len(full["log"])
     assert {r["date"] for r in week["log"]} <= {d(n).isoformat() for n in range(4, 11)}
-    assert full["skips"].data and full["pain"].data and full["note"] is None
+    assert full["skips"]["data"] and full["pain"]["data"] and full["note"] is None
     row = next(r for r in full["log"] if r["status"] == "completed" and r["setting"] == "home")
     assert row["dose"] == "3 × 10 of 3 × 10" and row["minutes"] == "12 of 12"
 
@@ -241,12 +240,15 @@ def test_out_of_scope_patient_is_not_found_exactly_like_an_unknown_id(sqlite_war
     assert pp.trend_cards(t1, patient_id, None, None) == []
     out = pp.session_outputs(t1, patient_id, None, None)
     assert out["log"] == [] and not any(
-        out[k].data for k in ("weekly", "calendar", "skips", "pain", "timeline", "dose")
+        out[k]["data"] for k in ("weekly", "calendar", "skips", "pain", "timeline", "dose")
     )
     unknown = pp.session_outputs(t1, "no-such-patient", None, None)
-    assert {k: v.to_plotly_json() for k, v in out.items() if isinstance(v, go.Figure)} == {
-        k: v.to_plotly_json() for k, v in unknown.items() if isinstance(v, go.Figure)
+    assert {k: v for k, v in out.items() if isinstance(v, dict)} == {
+        k: v for k, v in unknown.items() if isinstance(v, dict)
     }
+    # the overview's store of a visible patient, replayed for this one, shows nothing either
+    visible = pp.overview(make_ctx(sqlite_warehouse), "P1").store(patient_id)
+    assert pp.trend_cards(t1, patient_id, None, None, visible) == []
 
 
 def test_own_patient_is_found_in_therapist_scope(sqlite_warehouse):
@@ -258,3 +260,54 @@ def test_html_children_are_serialisable(ctx):
     ov = pp.overview(ctx, "P1")
     for part in (ov.header, ov.key_numbers, ov.outcome_table):
         html.Div(part).to_plotly_json()
+
+
+def _figures(cards):
+    return [c.children.figure for c in cards]
+
+
+def test_trends_take_the_baselines_from_the_overview_store(ctx):
+    """The page hands the overview's baselines to the trends callback: same charts, no second read of the marts."""
+    from sqlalchemy import event
+
+    ov = pp.overview(ctx, "P1")
+    start, end = ov.start.isoformat(), ov.end.isoformat()
+    read = pp.trend_cards(ctx, "P1", start, end)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(ctx.engine, "before_cursor_execute", count)
+    try:
+        stored = pp.trend_cards(ctx, "P1", start, end, ov.store("P1"))
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", count)
+    assert _figures(stored) == _figures(read)
+    assert len(statements) == 1 and "scores" in statements[0]  # the points; the catalog is cached
+    # a store from another patient is ignored (the baselines are read instead)
+    other = pp.overview(ctx, "P2").store("P2")
+    assert _figures(pp.trend_cards(ctx, "P1", start, end, other)) == _figures(read)
+
+
+def test_a_page_load_runs_five_queries(ctx):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    pp.trend_cards(ctx, "P1", None, None)  # warm the catalog cache
+    pp.session_outputs(ctx, "P1", None, None)
+    event.listen(ctx.engine, "before_cursor_execute", count)
+    try:
+        ov = pp.overview(ctx, "P1")
+        start, end = ov.start.isoformat(), ov.end.isoformat()
+        pp.trend_cards(ctx, "P1", start, end, ov.store("P1"))
+        pp.session_outputs(ctx, "P1", start, end)
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", count)
+    assert len(statements) == 5, statements  # profile, episodes, measures; scores; sessions
