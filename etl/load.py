@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    exists,
     func,
     literal,
     select,
@@ -370,13 +371,13 @@ def _load_in_transaction(
             table.create(conn)
             created.add(table.name)
 
-        def prepared(chunks=chunks, kind=kind, table=table):
+        def prepared(chunks=chunks, kind=kind, table=table, dialect=conn.dialect.name):
             for chunk in chunks:
                 if len(chunk.frame):
                     staged = stage(kind, chunk.frame, chunk.lines, ctx)
                 else:  # only rows the reader rejected
                     staged = Staged(rows=pd.DataFrame(), rejects=pd.DataFrame({"line": [], "reasons": []}))
-                yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else []
+                yield chunk, staged, prepare_rows(table, staged.rows, dialect) if len(staged.rows) else []
 
         for chunk, staged, stage_rows in read_ahead(prepared()):
             _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
@@ -415,7 +416,7 @@ def _load_chunk(
     table: Table,
     chunk: reader.Chunk,
     staged: Staged,
-    stage_rows: list[tuple],
+    stage_rows: list[tuple] | list[str],
     batch_id: int,
     result: BatchResult,
     ctx: Context,
@@ -599,7 +600,7 @@ def _load_facts(
     conn: Connection,
     spec: FactSpec,
     rows: pd.DataFrame,
-    stage_rows: list[tuple],
+    stage_rows: list[tuple] | list[str],
     chunk_patients: set[str],
     seen_patients: set[str],
     batch_id: int,
@@ -623,26 +624,26 @@ def _load_facts(
         if spec.target is sessions:
             _add_exercises_from(conn, rows[direct])
         names = ["source_line", *[c.name for c in spec.stage.columns][1:], "batch_id"]
-        insert_rows(
-            conn, spec.target, (r + (batch_id,) for r in compress(stage_rows, direct.tolist())), names
-        )
+        insert_rows(conn, spec.target, list(compress(stage_rows, direct.tolist())), names, constant=batch_id)
         result.rows_inserted += int(rows["line"][direct].nunique())
     if direct.all():
         return pd.DataFrame({"line": [], "reasons": []})
     s = spec.stage
     conn.execute(s.delete())
-    insert_rows(conn, s, compress(stage_rows, (~direct).tolist()))
+    insert_rows(conn, s, list(compress(stage_rows, (~direct).tolist())))
     if spec.target is sessions:
         _add_exercises(conn)
     return _merge_facts(conn, spec, batch_id, result)
 
 
 def _patients_with_facts(conn: Connection, target: Table, candidates: set[str]) -> set[str]:
-    """Which of these patients already have a row in `target` (a range seek per patient on its key index)."""
+    """Which of these patients already have a row in `target`: one index probe per patient that stops at the
+    first row (a DISTINCT over their rows read every row, and PostgreSQL planned it as a bitmap scan)."""
     ids = sorted(candidates)
     found: set[str] = set()
     for i in range(0, len(ids), 500):
-        q = select(target.c.patient_id).where(target.c.patient_id.in_(ids[i : i + 500])).distinct()
+        has_row = exists().where(target.c.patient_id == patients.c.patient_id)
+        q = select(patients.c.patient_id).where(patients.c.patient_id.in_(ids[i : i + 500]), has_row)
         found.update(conn.execute(q).scalars())
     return found
 

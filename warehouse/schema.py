@@ -206,7 +206,9 @@ scores = Table(
     Column("recorded_at", DateTime, primary_key=True),
     Column("side", String(8), primary_key=True, server_default=""),
     Column("value", Float, nullable=False),
-    _batch_fk(),
+    # No foreign key (migration 0006): the loader always writes the batch it created in the same transaction,
+    # and the per-row check was the largest single cost of loading scores into PostgreSQL.
+    Column("batch_id", Integer, nullable=False),
     Column("source_line", Integer, nullable=False),
     sqlite_with_rowid=False,
 )
