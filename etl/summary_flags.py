@@ -33,11 +33,7 @@ from warehouse.schema import WIDE_FIELDS, WIDE_MEASURES, episode_measure_summary
 
 def rules_from_catalog(catalog: pd.DataFrame) -> FlagRules:
     """The flag thresholds from the catalog frame the refresh already read (columns measure, better, mcid_abs)."""
-    records = catalog.rename(columns={"measure": "code"}).to_dict("records")
-    for r in records:  # NaN from pandas means "no threshold", as None does in the catalog
-        if r.get("mcid_abs") is not None and pd.isna(r["mcid_abs"]):
-            r["mcid_abs"] = None
-    return FlagRules.from_catalog(records)
+    return FlagRules.from_catalog(catalog.rename(columns={"measure": "code"}).to_dict("records"))
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:

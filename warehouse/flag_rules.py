@@ -93,11 +93,12 @@ class FlagRules:
         worsening = []
         for code, default in rules.worsening:
             m = by_code.get(code)
-            if m is None or m.get("mcid_abs") is None:
+            mcid = None if m is None else m.get("mcid_abs")
+            if mcid is None or mcid != mcid:  # None, or NaN from a DataFrame of the catalog: the default
                 worsening.append((code, default))
                 continue
             sign = 1.0 if m["better"] == "lower" else -1.0
-            worsening.append((code, sign * float(m["mcid_abs"])))
+            worsening.append((code, sign * float(mcid)))
         return replace(rules, worsening=tuple(worsening))
 
     @property

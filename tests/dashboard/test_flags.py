@@ -218,3 +218,15 @@ def episode_summary_table():
     from warehouse.schema import episode_summary
 
     return episode_summary
+
+
+def test_rules_from_a_catalog_frame_treat_nan_as_no_threshold():
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [
+            {"code": "numbness", "better": "lower", "mcid_abs": None},
+            {"code": "odi", "better": "lower", "mcid_abs": 10.0},
+        ]
+    )
+    assert dict(fl.FlagRules.from_catalog(frame.to_dict("records")).worsening)["numbness"] == 2.0
