@@ -153,7 +153,7 @@ def first_mcid_rows(
             )
         )
         .where(
-            ems.c.patient_id.in_(list(block)),
+            e.c.patient_id.in_(list(block)),  # the episodes' (patient_id, start_date) index drives the join
             ems.c.measure.in_(list(measure_codes)),
             ems.c.mcid_reached.is_(True),
             reached,

@@ -36,7 +36,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Integer, and_, case, cast, extract, func, literal, or_, select
+from sqlalchemy import (
+    Engine,
+    Float,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -343,22 +359,21 @@ def _weekly_band(q: EpisodeSQL) -> ColumnElement:
     return case(*(((weekly >= lo) & (weekly < hi), name) for name, lo, hi in WEEKLY_DOSE_BANDS), else_=None)
 
 
-def _sums(q: EpisodeSQL, *, per_type: bool = False) -> list[ColumnElement]:
+def _sums(c: Any, *, per_type: bool = False) -> list[ColumnElement]:
     """The additive aggregates of a group of episodes: the counts, sums and sums of squares the page's tables need
-    (means, CIs and rates are computed from them; see `OutcomeAggregates`). `per_type`: only what the tables by
-    exercise type use (each aggregate costs about 6 ms per 100k rows on SQLite)."""
-    c = q.cols
-    adherence = episode_summary.c.adherence
+    (means, CIs and rates are computed from them; see `OutcomeAggregates`). `c`: the per-episode columns (the
+    materialised CTE's). `per_type`: only what the tables by exercise type use (on SQLite each aggregate costs
+    about 6 ms per 100k rows, so the list is kept to what is shown)."""
     out = [
         func.count().label("episodes"),
-        func.count(adherence).label("adherence_n"),
-        func.sum(adherence).label("adherence_sum"),
+        func.count(c.adherence).label("adherence_n"),
+        func.sum(c.adherence).label("adherence_sum"),
     ]
     if not per_type:
-        pair = and_(adherence.is_not(None), c[f"{PRIMARY}_change"].is_not(None))
+        pair = and_(c.adherence.is_not(None), c[f"{PRIMARY}_change"].is_not(None))
         out += [
-            func.sum(c["completed"]).label("completed"),
-            func.sum(c["dropped_out"]).label("dropped_out"),
+            func.sum(c.completed).label("completed"),
+            func.sum(c.dropped_out).label("dropped_out"),
             func.sum(_flag(pair)).label("pairs_n"),
         ]
     for m in MEASURES:
@@ -376,13 +391,24 @@ def _sums(q: EpisodeSQL, *, per_type: bool = False) -> list[ColumnElement]:
                 func.sum(_flag(and_(base.is_not(None), ch.is_(None)))).label(f"{m}_no_change"),
             ]
     for m in RESPONDER_MEASURES:
-        for x in (
-            ("itt_k", "itt_n", "comp_k", "comp_n")
-            if per_type
-            else ("itt_k", "itt_n", "comp_k", "comp_n", "no_followup")
-        ):
-            out.append(func.sum(c[f"{m}_{x}"]).label(f"{m}_{x}"))
+        kinds = ("itt_k", "itt_n", "comp_k", "comp_n") + (() if per_type else ("no_followup",))
+        out += [func.sum(c[f"{m}_{x}"]).label(f"{m}_{x}") for x in kinds]
     return out
+
+
+#: The per-episode columns the grouped statement materialises once (`outcome_aggregates`).
+_CTE_COLUMNS: tuple[str, ...] = (
+    "episode_id",
+    "start_month",
+    "adherence_band",
+    "dropout_week",
+    "completed",
+    "dropped_out",
+    "adherence",
+    "weeks_observed",
+    *(f"{m}_{x}" for m in MEASURES for x in ("baseline", "change", "ceiling")),
+    *(f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n", "no_followup")),
+)
 
 
 def _sample_order(episode_id: ColumnElement[int]) -> ColumnElement[int]:
@@ -398,38 +424,75 @@ def outcome_aggregates(
     catalog: pd.DataFrame | None = None,
     max_points: int = 3000,
 ) -> OutcomeAggregates:
-    """Every number of the filter-change callback, from grouped SQL over the marts (five statements)."""
+    """Every number of the filter-change callback, from grouped SQL over the marts: two statements.
+
+    The first computes the filtered episodes' columns once (a MATERIALIZED common table expression: SQLite would
+    otherwise re-evaluate every rule inside every aggregate) and returns four groupings in one UNION ALL: cells
+    (start month x adherence band x drop-out week), types x weekly-dose band, and the days-to-MCID histograms
+    overall and per type. The second picks at most `max_points` adherence/change pairs in a fixed pseudo-random
+    order for the scatter.
+    """
     catalog = measure_thresholds(engine) if catalog is None else catalog
     q = episode_sql(scope, filters, catalog, rules)
-    month, band, week = q.cols["start_month"], q.cols["adherence_band"], q.cols["dropout_week"]
-    cells_stmt = (
-        select(
-            month.label("start_month"), band.label("adherence_band"), week.label("dropout_week"), *_sums(q)
-        )
-        .select_from(q.from_)
+    fm, d = episode_first_mcid, episode_exercise_dose
+    f = (
+        select(*(q.cols[name].label(name) for name in _CTE_COLUMNS), fm.c.days_to_mcid)
+        .select_from(_first_mcid_join(q.from_, outer=True))
         .where(q.where)
-        .group_by(month, band, week)
+        .cte("filtered")
+        .prefix_with("MATERIALIZED")
     )
-    d = episode_exercise_dose
-    wband = _weekly_band(q)
-    types_stmt = (
-        select(d.c.exercise_type, wband.label("weekly_band"), *_sums(q, per_type=True))
-        .select_from(_types_join(q, filters.setting))
-        .where(q.where)
-        .group_by(d.c.exercise_type, wband)
+    c = f.c
+    weeks = c.weeks_observed
+    weekly = d.c.minutes / case((weeks < 1.0, literal(1.0)), else_=weeks)
+    wband = case(*(((weekly >= lo) & (weekly < hi), name) for name, lo, hi in WEEKLY_DOSE_BANDS), else_=None)
+    types_from = f.join(
+        d,
+        and_(
+            d.c.episode_id == c.episode_id,
+            d.c.setting == (filters.setting or DOSE_ALL_SETTINGS),
+            d.c.share >= TYPE_SHARE - EPS,
+        ),
     )
-    f = episode_first_mcid
-    mcid_all = (
-        select(f.c.days_to_mcid, func.count().label("n"))
-        .select_from(_first_mcid_join(q.from_))
-        .where(q.where)
-        .group_by(f.c.days_to_mcid)
-    )
-    mcid_types = (
-        select(d.c.exercise_type, f.c.days_to_mcid, func.count().label("n"))
-        .select_from(_first_mcid_join(_types_join(q, filters.setting)))
-        .where(q.where)
-        .group_by(d.c.exercise_type, f.c.days_to_mcid)
+    names = [x.name for x in _sums(c)]
+
+    def part(label: str, keys: tuple[Any, Any, Any], sums: list, from_: Any, where: Any, group: tuple) -> Any:
+        """One grouping, in the common shape: part, k1, k2 (text keys), k3 (integer key), every sum (NULL if
+        this grouping does not compute it)."""
+        given = {x.name: x for x in sums}
+        k1, k2, k3 = (null() if k is None else k for k in keys)
+        cols = [
+            literal(label).label("part"),
+            cast(k1, String).label("k1"),
+            cast(k2, String).label("k2"),
+            cast(k3, Integer).label("k3"),
+            *(given[n].label(n) if n in given else cast(null(), Float).label(n) for n in names),
+        ]
+        stmt = select(*cols).select_from(from_).group_by(*group)
+        return stmt if where is None else stmt.where(where)
+
+    count = [func.count().label("episodes")]
+    has_days = c.days_to_mcid.is_not(None)
+    stmt = union_all(
+        part(
+            "cells",
+            (c.start_month, c.adherence_band, c.dropout_week),
+            _sums(c),
+            f,
+            None,
+            (c.start_month, c.adherence_band, c.dropout_week),
+        ),
+        # per type x weekly band x days to MCID: one pass over the type join serves both the tables by type
+        # (summed over days) and the per-type medians (counts by days)
+        part(
+            "types",
+            (d.c.exercise_type, wband, c.days_to_mcid),
+            _sums(c, per_type=True),
+            types_from,
+            None,
+            (d.c.exercise_type, wband, c.days_to_mcid),
+        ),
+        part("mcid", (None, None, c.days_to_mcid), count, f, has_days, (c.days_to_mcid,)),
     )
     change = q.cols[f"{PRIMARY}_change"]
     pairs_stmt = (
@@ -444,14 +507,60 @@ def outcome_aggregates(
         .limit(max_points)
     )
     with engine.connect() as conn:
-        frames = []
-        for stmt in (cells_stmt, types_stmt, mcid_all, mcid_types, pairs_stmt):
-            result = conn.execute(stmt)
-            frames.append(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
-    cells, types, h_all, h_types, pairs = (_numeric(f) for f in frames)
-    return OutcomeAggregates(
-        cells, types, h_all, h_types, pairs[["episode_id", "adherence", "change"]], filters
+        result = conn.execute(stmt)
+        parts = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        result = conn.execute(pairs_stmt)
+        pairs = _numeric(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
+    return _split_parts(parts, pairs, filters, names)
+
+
+def _split_parts(parts: pd.DataFrame, pairs: pd.DataFrame, filters: OutcomeFilters, names: list[str]):
+    """The UNION ALL's rows back into the four frames `OutcomeAggregates` holds."""
+    values = parts[names].apply(pd.to_numeric, errors="coerce").astype(float)
+    k3 = pd.to_numeric(parts["k3"], errors="coerce").astype(float)
+    kinds = parts["part"]
+    cells = pd.concat(
+        [
+            pd.to_numeric(parts["k1"], errors="coerce").astype(float).rename("start_month"),
+            parts["k2"].rename("adherence_band"),
+            k3.rename("dropout_week"),
+            values,
+        ],
+        axis=1,
+    )[kinds == "cells"].reset_index(drop=True)
+    per_type = [x.name for x in _sums(_NameSpace(), per_type=True)]
+    rows = kinds == "types"
+    by_days = pd.concat(
+        [parts["k1"].rename("exercise_type"), parts["k2"].rename("weekly_band"), k3.rename("days_to_mcid")],
+        axis=1,
+    )[rows]
+    types = pd.concat([by_days, values.loc[rows, per_type]], axis=1)
+    weeks_types = (
+        types[types["days_to_mcid"].notna()]
+        .groupby(["exercise_type", "days_to_mcid"], as_index=False)["episodes"]
+        .sum()
+        .rename(columns={"episodes": "n"})
     )
+    types = (
+        types.drop(columns=["days_to_mcid"])
+        .groupby(["exercise_type", "weekly_band"], dropna=False, as_index=False, sort=True)
+        .sum()
+    )
+    counts = values["episodes"].rename("n")
+    weeks_all = pd.concat([k3.rename("days_to_mcid"), counts], axis=1)[kinds == "mcid"].reset_index(drop=True)
+    return OutcomeAggregates(
+        cells, types, weeks_all, weeks_types, pairs[["episode_id", "adherence", "change"]], filters
+    )
+
+
+class _NameSpace:
+    """Stands in for a table's `.c` to list `_sums`' labels without building a statement."""
+
+    def __getattr__(self, name: str) -> ColumnElement:
+        return literal_column(name)
+
+    def __getitem__(self, name: str) -> ColumnElement:
+        return literal_column(name)
 
 
 _TEXT_COLUMNS = ("adherence_band", "weekly_band", "exercise_type", "patient_id", "clinic_id", "therapist_id")
