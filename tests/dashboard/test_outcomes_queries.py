@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, insert, select
 
+from bench.outcomes_naive import naive_tables
 from dashboard.queries import outcomes as q
 from dashboard.scope import Scope
 from etl.summary_dose import refresh_outcome_marts
@@ -427,3 +428,26 @@ def test_benchmarks_grey_small_groups(wh):
     assert set(b["group"]) == {"T1", "T2", "T3"}
     assert b["small_n"].all() and b["rank"].isna().all()  # n < 10: never ranked
     assert b.set_index("group").loc["T1", "n"] == 2
+
+
+@pytest.mark.parametrize("filters", FILTER_CASES, ids=lambda f: f.describe())
+def test_sql_rules_give_the_old_pandas_numbers(wh, filters):
+    """The rules as SQL expressions against the pandas implementation the page used before the marts (kept as the
+    benchmark's naive baseline: whole tables read, rules applied in pandas)."""
+    naive = naive_tables(wh, filters)
+    agg = _agg(wh, filters)
+    for name in (
+        "type_summary",
+        "dose_response",
+        "dose_by_type",
+        "monthly_trend",
+        "missing_data",
+        "dropout_by_week",
+    ):
+        pd.testing.assert_frame_equal(
+            getattr(agg, name)().reset_index(drop=True),
+            naive[name].reset_index(drop=True),
+            check_dtype=False,
+            obj=name,
+        )
+    assert sorted(agg.scatter_points()["episode_id"]) == sorted(naive["scatter"]["episode_id"])
