@@ -574,21 +574,37 @@ def _numeric(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+#: What the comparison callback's regressions and benchmarks read per episode (`adjusted_comparison`, `benchmarks`).
+MODEL_COLUMNS: tuple[str, ...] = (
+    "episode_id",
+    "clinic_id",
+    "therapist_id",
+    *COVARIATES,
+    "ftp_due",
+    "failure_to_progress",
+    *(f"{m}_{x}" for m in ("pain_leg", "odi") for x in ("baseline", "change")),
+    *(f"{m}_{x}" for m in RESPONDER_MEASURES for x in ("itt_k", "itt_n", "comp_k", "comp_n", "ceiling_n")),
+)
+
+
 def outcome_rows(
     engine: Engine,
     scope: Scope,
     filters: OutcomeFilters,
     rules: FlagRules = FlagRules(),
     catalog: pd.DataFrame | None = None,
+    columns: Sequence[str] | None = None,
 ) -> OutcomeView:
     """One row per filtered episode (the page's per-episode columns, weeks to MCID) and the types each counts for:
-    what the regressions need. Reads only the filtered episodes, never a whole table."""
+    what the regressions need. Reads only the filtered episodes, never a whole table; `columns` narrows the read
+    (the comparison callback reads `MODEL_COLUMNS`: every column costs read time at 100k rows)."""
     catalog = measure_thresholds(engine) if catalog is None else catalog
     q = episode_sql(scope, filters, catalog, rules, with_patient=True)
     f = episode_first_mcid
     weeks = (f.c.days_to_mcid / literal(7.0)).label("weeks_to_mcid")
+    wanted = [n for n in q.cols if columns is None or n in columns]
     stmt = (
-        select(*(expr.label(name) for name, expr in q.cols.items()), weeks)
+        select(*(q.cols[name].label(name) for name in wanted), weeks)
         .select_from(_first_mcid_join(q.from_, outer=True))
         .where(q.where)
         .order_by(episode_summary.c.episode_id)
@@ -614,13 +630,15 @@ def outcome_rows(
         "failure_to_progress",
         *(f"{m}_ceiling" for m in MEASURES),
     ):
-        eps[c] = eps[c].fillna(0).astype(bool)
+        if c in eps:
+            eps[c] = eps[c].fillna(0).astype(bool)
     for c in [c for c in eps.columns if c.endswith(("_itt_n", "_itt_k", "_comp_n", "_comp_k", "_ceiling_n"))]:
         eps[c] = eps[c].fillna(0).astype("int8")
-    keys = eps["start_month"].fillna(0).astype(int)
-    eps["start_month"] = (
-        pd.to_datetime({"year": keys // 100, "month": keys % 100, "day": 1}) if len(eps) else keys
-    )
+    if "start_month" in eps:
+        keys = eps["start_month"].fillna(0).astype(int)
+        eps["start_month"] = (
+            pd.to_datetime({"year": keys // 100, "month": keys % 100, "day": 1}) if len(eps) else keys
+        )
     types["episode_id"] = types["episode_id"].astype("int64")
     return OutcomeView(eps, types, catalog, filters)
 
@@ -1029,8 +1047,9 @@ SUMMARY_COLUMNS = [
 
 def _long_by_type(view: OutcomeView) -> pd.DataFrame:
     """One row per (episode, type it counts for): episodes repeat across their types."""
+    present = [c for c in SUMMARY_COLUMNS if c in view.episodes]
     return view.types[["episode_id", "exercise_type", "minutes"]].merge(
-        view.episodes[["episode_id", *SUMMARY_COLUMNS]], on="episode_id"
+        view.episodes[["episode_id", *present]], on="episode_id"
     )
 
 

@@ -451,3 +451,13 @@ def test_sql_rules_give_the_old_pandas_numbers(wh, filters):
             obj=name,
         )
     assert sorted(agg.scatter_points()["episode_id"]) == sorted(naive["scatter"]["episode_id"])
+
+
+def test_model_columns_suffice_for_the_comparison(wh):
+    """The comparison callback reads only `MODEL_COLUMNS`; its tables must not change."""
+    full = _rows(wh)
+    narrow = q.outcome_rows(wh, Scope.clinic_wide(), q.OutcomeFilters(), columns=q.MODEL_COLUMNS)
+    assert set(narrow.episodes.columns) < set(full.episodes.columns)
+    for by in ("therapist_id", "clinic_id"):
+        pd.testing.assert_frame_equal(q.benchmarks(narrow, by), q.benchmarks(full, by))
+    pd.testing.assert_frame_equal(q.adjusted_comparison(narrow), q.adjusted_comparison(full))
