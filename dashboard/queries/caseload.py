@@ -218,8 +218,22 @@ def sortable_columns() -> tuple[str, ...]:
     )
 
 
-def _order_by(sub, sort: Sequence[SortKey]) -> list[ColumnElement]:
+def _narrow(scope: Scope, filters: CaseloadFilters) -> bool:
+    """Does the scope or a filter pick a few clinics or therapists (an index on them finds the rows)?"""
+    return scope.kind != "clinic_wide" or bool(filters.therapist_id or filters.clinic_id)
+
+
+def _order_by(sub, sort: Sequence[SortKey], *, narrow: bool = False) -> list[ColumnElement]:
+    """ORDER BY terms for the sort keys, ending with the episode id (stable paging).
+
+    narrow: sort `n_flags + 0` instead of the column. For a therapist's or a clinic's few hundred rows SQLite
+    otherwise walks `ix_episode_summary_active_flags` in order, filtering all ~44,000 active rows (100+ ms)
+    instead of finding its rows through the therapist/clinic index and sorting them (a few ms); the expression is
+    the same value, so the order is unchanged on both databases.
+    """
     cols = {name: sub.c[name] for name in sortable_columns() if name in sub.c}
+    if narrow:
+        cols["n_flags"] = sub.c.n_flags + 0
     cols["patient"] = func.coalesce(sub.c.last_name, sub.c.patient_id)
     order = []
     for key in sort or DEFAULT_SORT:
@@ -254,7 +268,7 @@ def caseload_page(
     stmt = select(*sub.c)
     if filters.flag:
         stmt = stmt.where(sub.c[f"flag_{filters.flag}"] == 1)
-    stmt = stmt.order_by(*_order_by(sub, sort)).limit(limit).offset(offset)
+    stmt = stmt.order_by(*_order_by(sub, sort, narrow=_narrow(scope, filters))).limit(limit).offset(offset)
     df = read_frame(engine, stmt)
     if len(df) < limit and (len(df) or not offset):
         total = offset + len(df)
