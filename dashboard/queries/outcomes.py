@@ -75,9 +75,6 @@ from warehouse.schema import (
 
 #: Share of an episode's logged dose an exercise type needs for the episode to count for it.
 TYPE_SHARE = 0.20
-#: Weight of a partial session (as the marts count adherence).
-PARTIAL_WEIGHT = 0.5
-DONE_STATUSES = ("completed", "partial")
 #: The outcome measures of the page: code -> label. "slr" is the straight-leg raise of the affected side.
 MEASURES: dict[str, str] = {
     "pain_leg": "Leg pain",
@@ -350,13 +347,6 @@ def _first_mcid_join(from_, measure: str = PRIMARY, outer: bool = False):
     f = episode_first_mcid
     on = and_(f.c.episode_id == episode_summary.c.episode_id, f.c.measure == measure)
     return from_.outerjoin(f, on) if outer else from_.join(f, on)
-
-
-def _weekly_band(q: EpisodeSQL) -> ColumnElement:
-    """The weekly-dose band of a type row: its minutes / weeks observed (at least 1 week)."""
-    weeks = q.cols["weeks_observed"]
-    weekly = episode_exercise_dose.c.minutes / case((weeks < 1.0, literal(1.0)), else_=weeks)
-    return case(*(((weekly >= lo) & (weekly < hi), name) for name, lo, hi in WEEKLY_DOSE_BANDS), else_=None)
 
 
 def _sums(c: Any, *, per_type: bool = False) -> list[ColumnElement]:
