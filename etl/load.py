@@ -27,6 +27,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    or_,
     select,
     true,
 )
@@ -52,6 +53,7 @@ from etl.validate import (
 from warehouse.config import SummaryRules
 from warehouse.schema import (
     clinics,
+    episode_summary,
     episodes,
     etl_batches,
     etl_rejects,
@@ -87,10 +89,13 @@ class BatchResult:
     message: str | None = None
     seconds: float = 0.0
     patients_touched: set[str] = field(default_factory=set, repr=False)
+    #: Patients with at least one row inserted or updated (or, for a patients file, every patient it names).
+    patients_changed: set[str] = field(default_factory=set, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("patients_touched")
+        out.pop("patients_changed")
         out["seconds"] = round(self.seconds, 3)
         return out
 
@@ -203,12 +208,11 @@ def load_file(
         else:
             with engine.begin() as conn:
                 _load_in_transaction(conn, path, sha, source, mapping, as_of, chunk_rows, result, progress)
-                if result.patients_touched:
+                todo = _patients_to_refresh(conn, result, as_of)
+                if todo:
                     if progress:
-                        progress(
-                            f"{path.name}: refreshing summaries for {len(result.patients_touched):,} patients"
-                        )
-                    refresh_summaries(conn, sorted(result.patients_touched), as_of=as_of, rules=rules)
+                        progress(f"{path.name}: refreshing summaries for {len(todo):,} patients")
+                    refresh_summaries(conn, todo, as_of=as_of, rules=rules)
     except reader.FileLevelError as exc:
         result.status = "failed"
         result.message = str(exc)
@@ -219,6 +223,28 @@ def load_file(
         _record_failed_batch(engine, path, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _patients_to_refresh(conn: Connection, result: BatchResult, as_of: date) -> list[str]:
+    """The patients whose marts this load must recompute: those whose facts changed, and those of the file whose
+    marts were computed for another `as_of` day (or not at all). A touched patient whose rows all came back
+    unchanged keeps marts that a refresh would rewrite identically (same facts, same day): a corrected re-export
+    that changes a few rows refreshes those few patients, not the whole file. A change of the clinical rules
+    (SummaryRules) needs `etl refresh`, which recomputes everyone.
+    """
+    todo = set(result.patients_changed)
+    rest = sorted(result.patients_touched - todo)
+    es = episode_summary
+    for i in range(0, len(rest), 500):
+        block = rest[i : i + 500]
+        current = (
+            select(es.c.episode_id)
+            .where(es.c.episode_id == episodes.c.episode_id, es.c.as_of == as_of)
+            .exists()
+        )
+        q = select(episodes.c.patient_id).where(episodes.c.patient_id.in_(block), ~current).distinct()
+        todo.update(conn.execute(q).scalars())
+    return sorted(todo)
 
 
 def _previous_batch(engine: Engine, sha: str, kind: str, mapping: str) -> dict[str, Any] | None:
@@ -450,6 +476,8 @@ def _load_chunk(
             rejects = pd.concat([rejects, conflicts], ignore_index=True)
         seen_patients.update(chunk_patients)
         result.patients_touched.update(chunk_patients)
+        if kind.name == "patients":
+            result.patients_changed.update(chunk_patients)
     if len(rejects):
         _insert_rejects(conn, batch_id, chunk, rejects)
         result.rows_rejected += rejects["line"].nunique()
@@ -584,6 +612,10 @@ def _merge_facts(conn: Connection, spec: FactSpec, batch_id: int, result: BatchR
         conflicts = _pop_conflicts(conn, s, f, on, same, batch_id)
     if counts.get(2):
         _record_revisions(conn, s, f, on, same, batch_id, spec.key, spec.values)
+    if counts.get(1) or counts.get(2):  # which patients get new or updated rows (their marts are refreshed)
+        changes = or_(pk.is_(None), ~same)
+        q = select(s.c.patient_id).select_from(s.outerjoin(f, on)).where(changes).distinct()
+        result.patients_changed.update(conn.execute(q).scalars())
     result.rows_unchanged += counts.get(0, 0)
     result.rows_inserted += counts.get(1, 0)
     result.rows_updated += counts.get(2, 0)
@@ -632,6 +664,7 @@ def _load_facts(
         names = ["source_line", *[c.name for c in spec.stage.columns][1:], "batch_id"]
         insert_rows(conn, spec.target, list(compress(stage_rows, direct.tolist())), names, constant=batch_id)
         result.rows_inserted += int(rows["line"][direct].nunique())
+        result.patients_changed.update(rows["patient_id"][direct].unique().tolist())
     if direct.all():
         return pd.DataFrame({"line": [], "reasons": []})
     s = spec.stage
