@@ -36,23 +36,38 @@ def programme_timeline_figure(
     if sessions.empty:
         return empty_spec(title, "No sessions in this date range", height=height or 260)
     type_labels = type_labels or {}
-    df = sessions.copy()
-    df["type_label"] = df["exercise_type"].map(
-        lambda t: type_labels.get(t, str(t).replace("_", " ").capitalize())
-    )
-    order = df[["type_label", "exercise"]].drop_duplicates().sort_values(["type_label", "exercise"])
+    # Plain Python over the patient's ~100 rows (a pandas groupby per type cost ~20 ms of the sessions callback).
+    cols = {
+        c: sessions[c].tolist() for c in ("session_date", "exercise", "exercise_type", "setting", "status")
+    }
+    label_of = {
+        t: type_labels.get(t, str(t).replace("_", " ").capitalize()) for t in set(cols["exercise_type"])
+    }
+    rows = [
+        (label_of[t], d, ex, setting, status)
+        for d, ex, t, setting, status in zip(
+            cols["session_date"],
+            cols["exercise"],
+            cols["exercise_type"],
+            cols["setting"],
+            cols["status"],
+            strict=True,
+        )
+    ]
+    order = sorted({(type_label, ex) for type_label, _, ex, _, _ in rows})
     data: list[dict[str, Any]] = []
-    for i, (type_label, part) in enumerate(df.groupby("type_label", sort=True)):
+    for i, type_label in enumerate(sorted({r[0] for r in rows})):
         colour = SERIES[i % len(SERIES)]
-        done = part["status"].isin(DONE)
-        for is_done, sub in ((True, part[done]), (False, part[~done])):
-            if sub.empty:
+        part = [r for r in rows if r[0] == type_label]
+        for is_done in (True, False):
+            sub = [r for r in part if (r[4] in DONE) is is_done]
+            if not sub:
                 continue
             data.append(
                 {
                     "type": "scatter",
-                    "x": dates(sub["session_date"]),
-                    "y": list(sub["exercise"]),
+                    "x": dates([r[1] for r in sub]),
+                    "y": [r[2] for r in sub],
                     "mode": "markers",
                     "name": type_label if is_done else f"{type_label} (not done)",
                     "legendgroup": type_label,
@@ -61,16 +76,16 @@ def programme_timeline_figure(
                         "color": colour if is_done else "white",
                         "line": {"color": colour, "width": 1.5},
                         "size": 9,
-                        "symbol": ["diamond" if s == "clinic" else "circle" for s in sub["setting"]],
+                        "symbol": ["diamond" if r[3] == "clinic" else "circle" for r in sub],
                     },
-                    "customdata": sub[["setting", "status"]].to_numpy().tolist(),
+                    "customdata": [[r[3], r[4]] for r in sub],
                     "hovertemplate": "%{x|%d %b %Y}<br>%{y}<br>%{customdata[0]}, %{customdata[1]}<extra></extra>",
                 }
             )
     layout = base_layout(
         title,
         height=height or max(220, 100 + 30 * len(order)),
-        yaxis=axis(None, categoryorder="array", categoryarray=list(order["exercise"])[::-1], type="category"),
+        yaxis=axis(None, categoryorder="array", categoryarray=[ex for _, ex in order][::-1], type="category"),
         xaxis=axis("Date (◆ clinic, ● home; open = not done)", type="date", **date_range(x_range)),
     )
     return spec(data, layout)
