@@ -110,19 +110,17 @@ def dates(values: Any) -> list[str | None]:
 
     Vectorised (`np.datetime_as_string`): `Series.dt.strftime` formats element by element in Python.
     """
-    index = (
-        values
-        if isinstance(values, pd.DatetimeIndex)
-        else pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
-    )
-    text = np.datetime_as_string(index.to_numpy(dtype="datetime64[s]"), unit="s")
-    return [None if t == "NaT" else t for t in text.tolist()]
+    if isinstance(values, pd.Series | pd.DatetimeIndex) and values.dtype.kind == "M":
+        arr = values.to_numpy(dtype="datetime64[s]")
+    else:
+        arr = pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601")).to_numpy(dtype="datetime64[s]")
+    return [None if t == "NaT" else t for t in np.datetime_as_string(arr, unit="s").tolist()]
 
 
 def numbers(values: Any) -> list[float | None]:
     """Numbers as plain floats (missing as None) for a spec."""
-    arr = pd.to_numeric(pd.Series(values), errors="coerce").astype(float)
-    return arr.astype(object).where(arr.notna(), None).tolist()
+    arr = np.asarray(values, dtype=float)
+    return [None if v != v else v for v in arr.tolist()]
 
 
 def spec(data: list[dict[str, Any]], layout: dict[str, Any]) -> FigureSpec:

@@ -441,13 +441,14 @@ def trend_cards(
     if baselines is None:
         return []
     catalog = qp.chart_catalog(ctx.engine)
-    shown = [
-        c for c in catalog["code"] if c in CORE_MEASURES or c in set(points["measure"]) or c in baselines
-    ]
+    by_measure = dict(tuple(points.groupby("measure", sort=False))) if not points.empty else {}
+    no_points = points.iloc[0:0]
     cards = []
-    for m in catalog[catalog["code"].isin(shown)].to_dict("records"):
+    for m in catalog.to_dict("records"):
+        if not (m["code"] in CORE_MEASURES or m["code"] in by_measure or m["code"] in baselines):
+            continue
         fig = ft.trend_figure(
-            points[points["measure"] == m["code"]],
+            by_measure.get(m["code"], no_points),
             m,
             baselines.get(m["code"]),
             x_range=(_parse_day(start), _parse_day(end)),
