@@ -18,7 +18,9 @@ from dashboard.figures.common import (
     base_layout,
     date_range,
     dates,
+    day_of,
     empty_spec,
+    iso_day,
     numbers,
     spec,
 )
@@ -27,18 +29,8 @@ DONE_WEIGHT = {"completed": 1.0, "partial": 0.5, "skipped": 0.0, "missed": 0.0}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _day(value: Any) -> dt.date:
-    """A session date as `datetime.date`, whatever the driver or a test frame holds (date, Timestamp, ISO text)."""
-    if isinstance(value, dt.datetime):  # pd.Timestamp too
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def _iso_day(day: dt.date) -> str:
-    """A day as `common.dates` writes it."""
-    return f"{day.isoformat()}T00:00:00"
+_day = day_of
+_iso_day = iso_day
 
 
 def _home(sessions: pd.DataFrame, partial_weight: float) -> pd.DataFrame:

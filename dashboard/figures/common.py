@@ -10,6 +10,7 @@ validate every property path and cost 20-40 ms per chart, the one-shot construct
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -103,6 +104,20 @@ TEMPLATE: dict[str, Any] = {
         "yaxis": {"title": {"standoff": 15}},
     }
 }
+
+
+def day_of(value: Any) -> dt.date:
+    """A session date as `datetime.date`, whatever the driver or a test frame holds (date, Timestamp, ISO text)."""
+    if isinstance(value, dt.datetime):  # pd.Timestamp too
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def iso_day(day: dt.date) -> str:
+    """A day as `dates` writes it."""
+    return f"{day.isoformat()}T00:00:00"
 
 
 def dates(values: Any) -> list[str | None]:

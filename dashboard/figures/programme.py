@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +19,7 @@ from dashboard.figures.common import (
     base_layout,
     date_range,
     dates,
+    day_of,
     empty_spec,
     spec,
 )
@@ -91,18 +94,44 @@ def programme_timeline_figure(
     return spec(data, layout)
 
 
+def _number(value: Any) -> float:
+    return 0.0 if value is None or value != value else float(value)
+
+
 def weekly_dose(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Per week: sets x reps and minutes done against prescribed (all settings)."""
+    """Per week: sets x reps and minutes done against prescribed (all settings).
+
+    Plain Python over the patient's rows (a pandas groupby cost ~5 ms of the sessions callback).
+    """
     if sessions.empty:
         return pd.DataFrame({"week": [], "volume": [], "volume_rx": [], "minutes": [], "minutes_rx": []})
-    df = sessions.copy()
-    day = pd.to_datetime(df["session_date"])
-    df["week"] = day - pd.to_timedelta(day.dt.weekday, unit="D")
-    df["volume"] = df["sets"].fillna(0) * df["reps"].fillna(0)
-    df["volume_rx"] = df["prescribed_sets"].fillna(0) * df["prescribed_reps"].fillna(0)
-    df["minutes"] = df["duration_min"].fillna(0)
-    df["minutes_rx"] = df["prescribed_min"].fillna(0)
-    return df.groupby("week", as_index=False)[["volume", "volume_rx", "minutes", "minutes_rx"]].sum()
+    names = (
+        "session_date",
+        "sets",
+        "reps",
+        "prescribed_sets",
+        "prescribed_reps",
+        "duration_min",
+        "prescribed_min",
+    )
+    acc: dict[dt.date, tuple[list[float], list[float], list[float], list[float]]] = {}
+    for d, sets, reps, rx_sets, rx_reps, minutes, rx_min in zip(
+        *(sessions[c].tolist() for c in names), strict=True
+    ):
+        day = day_of(d)
+        week = acc.setdefault(day - dt.timedelta(days=day.weekday()), ([], [], [], []))
+        week[0].append(_number(sets) * _number(reps))
+        week[1].append(_number(rx_sets) * _number(rx_reps))
+        week[2].append(_number(minutes))
+        week[3].append(_number(rx_min))
+    weeks = sorted(acc)
+    columns = ("volume", "volume_rx", "minutes", "minutes_rx")
+    return pd.DataFrame(
+        {
+            "week": pd.to_datetime(weeks),
+            **{c: [math.fsum(acc[w][i]) for w in weeks] for i, c in enumerate(columns)},
+        }
+    )
 
 
 def weekly_dose_figure(sessions: pd.DataFrame, *, height: int = 360) -> FigureSpec:

@@ -496,7 +496,9 @@ def _count(value: Any) -> str:
 def session_log_rows(df: pd.DataFrame, type_labels: dict[str, str]) -> list[dict[str, Any]]:
     """The session log as grid rows: done against prescribed, as "3 × 10 of 3 × 10" and "12 of 15"."""
     rows = []
-    for r in df.astype(object).where(df.notna(), None).to_dict("records"):
+    columns = {c: [None if missing(v) else v for v in df[c].tolist()] for c in df.columns}
+    for values in zip(*columns.values(), strict=True):
+        r = dict(zip(columns, values, strict=True))
         dose = (
             "—" if r["sets"] is None and r["reps"] is None else f"{_count(r['sets'])} × {_count(r['reps'])}"
         )
