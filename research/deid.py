@@ -75,6 +75,9 @@ class Pseudonymizer:
     e_ episode (an episode's natural key: patient and start date, so a rebuilt warehouse gives the same one)."""
 
     LENGTH = 16  # hex characters (64 bits): collisions are negligible at clinic scale
+    #: Kinds repeated on many rows (every session names its therapist) are cached; patients and episodes are
+    #: hashed once per export each, and caching them would grow with the cohort (~40 MB at 100k patients).
+    CACHED = frozenset({"clinic", "therapist"})
 
     def __init__(self, key: ExportKey):
         self._key = key.secret
@@ -87,11 +90,13 @@ class Pseudonymizer:
     def _pseudonym(self, kind: str, prefix: str, value: object) -> str | None:
         if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
             return None
+        if kind not in self.CACHED:
+            return prefix + self._digest(kind, str(value))[: self.LENGTH]
         k = (kind, str(value))
         out = self._cache.get(k)
         if out is None:
             out = prefix + self._digest(kind, str(value))[: self.LENGTH]
-            if len(self._cache) < 1_000_000:
+            if len(self._cache) < 100_000:
                 self._cache[k] = out
         return out
 
@@ -243,6 +248,40 @@ def k_anonymise(qi: pd.DataFrame, k: int) -> tuple[pd.DataFrame, KAnonymityRepor
     report.suppressed = len(remaining)
     out = pd.concat(released) if released else qi[cols].iloc[:0].assign(deid_level=0)
     return out.reindex(qi.index[qi.index.isin(out.index)]), report
+
+
+def k_anonymise_counts(combos: pd.DataFrame, k: int) -> tuple[pd.DataFrame, KAnonymityReport]:
+    """k_anonymise over distinct quasi-identifier combinations with their patient counts (column `n`).
+
+    Patients who share all quasi-identifiers share every group at every level, so they are always released or
+    suppressed together: grouping first gives exactly k_anonymise's result while holding one row per combination
+    (bounded by the quasi-identifiers' domain: bands x sexes x clinics x years) instead of one per patient. The
+    export streams its patients through this. Returns `combos`' index with the released (generalised) values and
+    `deid_level` (0-4), or `deid_level` -1 for suppressed combinations, and the report counted in patients.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    cols = list(QUASI_IDENTIFIERS)
+    n = combos["n"].astype("int64")
+    report = KAnonymityReport(k=k, patients_in=int(n.sum()))
+    remaining = combos[cols].astype(object)
+    out = remaining.copy()
+    out["deid_level"] = -1
+    for level, label in enumerate(LEVELS):
+        if remaining.empty:
+            report.released_by_level[label] = 0
+            continue
+        cur = _at_level(remaining, level)
+        size = n.loc[cur.index].groupby([cur[c] for c in cols], dropna=False).transform("sum")
+        ok = (size >= k).to_numpy()
+        done = cur.index[ok]
+        out.loc[done, cols] = cur.loc[done, cols]
+        out.loc[done, "deid_level"] = level
+        report.released_by_level[label] = int(n.loc[done].sum())
+        remaining = remaining[~ok]
+    report.suppressed = int(n.loc[remaining.index].sum())
+    out["deid_level"] = out["deid_level"].astype("int64")
+    return out, report
 
 
 def smallest_group(df: pd.DataFrame) -> int:
