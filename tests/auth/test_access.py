@@ -181,10 +181,14 @@ def overview(session, patient_id):
 
 
 def trends(session, patient_id):
+    # the renderer also sends the overview's store (baselines); empty here, as for a patient not found
     return session.callback(
         {"id": ids.PATIENT_TRENDS, "property": "children"},
         DATES,
-        [{"id": ids.PATIENT_ID, "property": "data", "value": patient_id}],
+        [
+            {"id": ids.PATIENT_ID, "property": "data", "value": patient_id},
+            {"id": ids.PATIENT_DEFAULT_DATES, "property": "data", "value": None},
+        ],
     )
 
 
