@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from etl import read as reader
-from etl.bulk import insert_rows, prepare_rows
+from etl.bulk import JsonRows, insert_rows, prepare_rows
 from etl.kinds import KINDS, LOAD_ORDER, Kind
 from etl.mapping import UNIT_FACTORS, Mapping
 from etl.pipeline import read_ahead
@@ -399,13 +399,13 @@ def _load_in_transaction(
             table.create(conn)
             created.add(table.name)
 
-        def prepared(chunks=chunks, kind=kind, table=table):
+        def prepared(chunks=chunks, kind=kind, table=table, dialect=conn.dialect.name):
             for chunk in chunks:
                 if len(chunk.frame):
                     staged = stage(kind, chunk.frame, chunk.lines, ctx)
                 else:  # only rows the reader rejected
                     staged = Staged(rows=pd.DataFrame(), rejects=pd.DataFrame({"line": [], "reasons": []}))
-                yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else []
+                yield chunk, staged, prepare_rows(table, staged.rows, dialect) if len(staged.rows) else []
 
         for chunk, staged, stage_rows in read_ahead(prepared()):
             _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
@@ -448,7 +448,7 @@ def _load_chunk(
     table: Table,
     chunk: reader.Chunk,
     staged: Staged,
-    stage_rows: list[tuple],
+    stage_rows: list[tuple] | JsonRows,
     batch_id: int,
     result: BatchResult,
     ctx: Context,
@@ -638,7 +638,7 @@ def _load_facts(
     conn: Connection,
     spec: FactSpec,
     rows: pd.DataFrame,
-    stage_rows: list[tuple],
+    stage_rows: list[tuple] | JsonRows,
     chunk_patients: set[str],
     seen_patients: set[str],
     batch_id: int,
@@ -662,17 +662,28 @@ def _load_facts(
         if spec.target is sessions:
             _add_exercises_from(conn, rows[direct])
         names = ["source_line", *[c.name for c in spec.stage.columns][1:], "batch_id"]
-        insert_rows(conn, spec.target, list(compress(stage_rows, direct.tolist())), names, constant=batch_id)
+        part = stage_rows if direct.all() else _subset(stage_rows, direct, fresh, keep=True)
+        insert_rows(conn, spec.target, part, names, constant=batch_id)
         result.rows_inserted += int(rows["line"][direct].nunique())
         result.patients_changed.update(rows["patient_id"][direct].unique().tolist())
     if direct.all():
         return pd.DataFrame({"line": [], "reasons": []})
     s = spec.stage
     conn.execute(s.delete())
-    insert_rows(conn, s, list(compress(stage_rows, (~direct).tolist())))
+    insert_rows(conn, s, stage_rows if not direct.any() else _subset(stage_rows, direct, fresh, keep=False))
     if spec.target is sessions:
         _add_exercises(conn)
     return _merge_facts(conn, spec, batch_id, result)
+
+
+def _subset(
+    rows: list[tuple] | JsonRows, mask: np.ndarray, patients: set[str], keep: bool
+) -> list[tuple] | JsonRows:
+    """The prepared rows of these patients (keep) or of the others: the mask selects tuples; a JSON chunk is
+    filtered inside its INSERT by the patient_id element (position 1 of the stage's columns)."""
+    if isinstance(rows, JsonRows):
+        return rows.only(1, patients, keep)
+    return list(compress(rows, (mask if keep else ~mask).tolist()))
 
 
 def _patients_with_facts(conn: Connection, target: Table, candidates: set[str]) -> set[str]:
