@@ -464,16 +464,9 @@ def outcome_aggregates(
     count = [func.count().label("episodes")]
     has_days = c.days_to_mcid.is_not(None)
     stmt = union_all(
-        part(
-            "cells",
-            (c.start_month, c.adherence_band, c.dropout_week),
-            _sums(c),
-            f,
-            None,
-            (c.start_month, c.adherence_band, c.dropout_week),
-        ),
         # per type x weekly band x days to MCID: one pass over the type join serves both the tables by type
-        # (summed over days) and the per-type medians (counts by days)
+        # (summed over days) and the per-type medians (counts by days). It comes first: as a later part, SQLite
+        # 3.40 planned a Bloom filter over the whole dose mart for it (~0.1 s even for one clinic's 1,000 episodes).
         part(
             "types",
             (d.c.exercise_type, wband, c.days_to_mcid),
@@ -481,6 +474,14 @@ def outcome_aggregates(
             types_from,
             None,
             (d.c.exercise_type, wband, c.days_to_mcid),
+        ),
+        part(
+            "cells",
+            (c.start_month, c.adherence_band, c.dropout_week),
+            _sums(c),
+            f,
+            None,
+            (c.start_month, c.adherence_band, c.dropout_week),
         ),
         part("mcid", (None, None, c.days_to_mcid), count, f, has_days, (c.days_to_mcid,)),
     )

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from dash.testing.wait import until
 
@@ -51,6 +52,8 @@ def test_main_outputs_n_updates_with_filters_and_every_chart_says_n(owh):
     assert out[ids.OUTCOMES_N].startswith("n = 6 episodes")
     charts = [out[i] for i, prop in page.MAIN_OUTPUTS if prop == "figure"]
     assert all("n=" in t for t in fig.titles(charts))
+    for chart in charts:  # plain specs on the page: each must be a valid plotly figure
+        go.Figure(chart)
     severe = page.main_outputs(ctx, q.OutcomeFilters(severity="severe"))
     assert severe[ids.OUTCOMES_N].startswith("n = 3 episodes")
     assert set(out) == {i for i, _ in page.MAIN_OUTPUTS}
@@ -64,7 +67,11 @@ def test_comparison_and_quality_outputs(owh):
     quality = str(page.quality_panel(ctx, q.OutcomeFilters()))
     assert "value: value … outside 0-10" in quality and "'12'" not in quality
     rec = page.recovery_figure(ctx, "pain_leg", "severe", None)
-    assert "n=3 past episodes" in rec.layout.title.text
+    assert "n=3 past episodes" in fig.titles([rec])[0]
+    go.Figure(rec)
+    for chart in page.comparison_outputs(ctx, q.OutcomeFilters(severity="severe")).values():
+        if isinstance(chart, dict):
+            go.Figure(chart)
 
 
 def test_every_csv_downloads_and_respects_the_scope(owh):
