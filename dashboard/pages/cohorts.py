@@ -5,8 +5,15 @@ split by exercise type, saves the definition as versioned JSON, loads one back i
 de-identified CSV bundle (`research.export.export_bundle`) as a zip. Only counts and summary statistics are shown:
 no names, no patient ids, no links to patient pages.
 
+The export runs as a background job (`research.jobs`), never inside the page request: the button's callback resolves
+the definition under the viewer's scope and the signed-in user (server side), starts the job and returns; an
+interval polls its progress (any gunicorn worker can answer: the state is in files), the user may cancel, and the
+finished zip is sent by a separate download callback (audited once as a download). The export's audit row names the
+signed-in user.
+
 The callbacks are thin: every body is a plain function (`definition_from_inputs`, `cohort_outputs`,
-`save_definition`, `load_definition`, `export_zip`) that tests call without a browser.
+`save_definition`, `load_definition`, `start_export`, `poll_export`, `cancel_export`, `download_export`) that tests
+call without a browser.
 
 Pseudonymisation key: `$OUTCOMES_EXPORT_KEY`. Without it the export is refused with a message saying how to set it,
 except in `python -m dashboard --no-auth` (loopback only, one local viewer), where the public insecure demo key is
@@ -18,10 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import io
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +37,7 @@ from dashboard import ids
 from dashboard.components import section
 from dashboard.context import AppContext
 from dashboard.queries import cohorts as q
+from research import jobs
 from research.cohort import (
     AGE_BAND_NAMES,
     SEXES,
@@ -47,6 +51,16 @@ from research.cohort import (
 from research.deid import KEY_ENV, MIN_KEY_CHARS, ExportKeyError, key_from_env
 
 PATH = "/cohorts"
+# the background export's components (ids local to this page)
+EXPORT_JOB = "cohorts-export-job"
+EXPORT_POLL = "cohorts-export-poll"
+EXPORT_PROGRESS = "cohorts-export-progress"
+EXPORT_CANCEL = "cohorts-export-cancel"
+EXPORT_READY = "cohorts-export-ready"
+POLL_MS = 1000
+MAX_DOWNLOAD_BYTES = (
+    200 * 1024 * 1024
+)  # sent through the callback (base64 in JSON): bigger bundles -> the CLI
 TITLE = "Cohorts"
 MAX_UPLOAD_BYTES = 256 * 1024
 SEX_LABELS = {"F": "Female", "M": "Male", "X": "Other", "U": "Unknown"}
@@ -255,10 +269,26 @@ def actions_bar() -> html.Div:
             dbc.Button(
                 "Export bundle (CSV, zip)", id=ids.COHORTS_EXPORT, size="sm", color="primary", n_clicks=0
             ),
+            dbc.Button(
+                "Cancel export",
+                id=EXPORT_CANCEL,
+                size="sm",
+                color="danger",
+                outline=True,
+                n_clicks=0,
+                className="ms-2",
+                style={"display": "none"},
+            ),
             dcc.Download(id=ids.COHORTS_SAVE_DOWNLOAD),
             dcc.Download(id=ids.COHORTS_EXPORT_DOWNLOAD),
+            dcc.Store(id=EXPORT_JOB),
+            dcc.Store(id=EXPORT_READY),
+            dcc.Interval(id=EXPORT_POLL, interval=POLL_MS, disabled=True),
             html.Div(id=ids.COHORTS_LOAD_MESSAGE, className="mt-2"),
-            dcc.Loading(html.Div(id=ids.COHORTS_EXPORT_MESSAGE, className="mt-2"), type="dot"),
+            dbc.Progress(
+                id=EXPORT_PROGRESS, value=0, striped=True, className="mt-2", style={"display": "none"}
+            ),
+            html.Div(id=ids.COHORTS_EXPORT_MESSAGE, className="mt-2"),
         ],
         className="mb-3 no-print",
     )
@@ -532,41 +562,116 @@ def export_key(environ: dict[str, str] | None = None):
         raise ExportKeyError(NO_KEY_MESSAGE) from None
 
 
-def _zip_dir(src: Path, top: str) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(src.rglob("*")):
-            if path.is_file():
-                zf.write(path, f"{top}/{path.relative_to(src).as_posix()}")
-    return buf.getvalue()
+def current_username() -> str | None:
+    """The signed-in user's name (`local` in --no-auth mode); None outside a request (tests pass one)."""
+    from dashboard.auth.web import current_user
+
+    try:
+        user = current_user()
+    except RuntimeError:
+        return None
+    return user.username if user else None
 
 
-def export_zip(ctx: AppContext, values: list[Any], environ: dict[str, str] | None = None) -> tuple[Any, Any]:
-    """(download data, message): the de-identified CSV bundle of the controls' cohort, zipped."""
-    from research.export import ExportError, export_bundle
+def start_export(
+    ctx: AppContext,
+    values: list[Any],
+    user: str | None,
+    environ: dict[str, str] | None = None,
+    root: Path | None = None,
+) -> tuple[Any, Any]:
+    """(job store, message): start the de-identified CSV export of the controls' cohort as a background job.
 
+    Everything that decides what is exported happens here, in the request: the definition is restricted to the
+    viewer's clinics, the key is checked, and the job is owned by (and audited as) the signed-in user."""
+    if not user:
+        return None, _alert("Export needs a signed-in user.", "warning")
     try:
         d = effective_definition(ctx, definition_from_inputs(*values))
         if d is None:
-            return no_update, _alert("Nothing to export: the cohort holds no clinic you may see.")
+            return None, _alert("Nothing to export: the cohort holds no clinic you may see.", "warning")
         key = export_key(environ)
     except (CohortError, ExportKeyError) as exc:
-        return no_update, _alert(str(exc), "warning")
-    tmp = Path(tempfile.mkdtemp(prefix="cohort-export-"))
+        return None, _alert(str(exc), "warning")
+    filename = f"{_slug(d.name)}-{dt.date.today():%Y%m%d}.zip"
     try:
-        summary = export_bundle(ctx.engine, tmp / "bundle", d, key=key, fmt="csv")
-        top = f"{_slug(d.name)}-{dt.date.today():%Y%m%d}"
-        data = _zip_dir(tmp / "bundle", top)
-    except (CohortError, ExportError) as exc:
-        return no_update, _alert(f"Export failed: {exc}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    rows = ", ".join(f"{k} {v:,}" for k, v in summary.row_counts.items())
-    demo = " Made with the PUBLIC DEMO KEY: synthetic data only." if key.is_demo else ""
-    msg = _alert(
-        f"Bundle exported ({summary.seconds:.1f} s): {rows}.{demo}", "warning" if demo else "success"
-    )
-    return dcc.send_bytes(data, f"{top}.zip"), msg
+        job_id = jobs.start(ctx.engine, d, key=key, owner=user, filename=filename, fmt="csv", root=root)
+    except jobs.JobError as exc:
+        return None, _alert(f"Export not started: {exc}.", "warning")
+    return {"job": job_id}, _alert("Export started: selecting the cohort ...", "info")
+
+
+HIDDEN, SHOWN = {"display": "none"}, {"display": "inline-block"}
+
+
+def poll_export(job: dict | None, user: str | None, root: Path | None = None) -> dict[str, Any]:
+    """Progress of the viewer's job: bar, message, whether to keep polling, and the ready signal once done."""
+    idle = {
+        "progress": (0, "", {"display": "none"}),
+        "cancel": HIDDEN,
+        "poll_disabled": True,
+        "message": no_update,
+        "ready": no_update,
+    }
+    if not job or not user:
+        return idle
+    try:
+        st = jobs.status(job.get("job"), user, root)
+    except jobs.JobError as exc:
+        return {**idle, "message": _alert(f"Export: {exc}.", "danger")}
+    total, done = st.get("total") or 0, st.get("done") or 0
+    pct = round(100 * done / total) if total else 0
+    status = st["status"]
+    if status in jobs.ACTIVE:
+        label = f"{pct} %" if total else ""
+        return {
+            **idle,
+            "progress": (pct if total else 100 if status == "zipping" else 5, label, {"display": "flex"}),
+            "cancel": SHOWN,
+            "poll_disabled": False,
+            "message": _alert(f"Exporting: {st.get('message', '')}.", "info"),
+        }
+    if status == "done":
+        rows = ", ".join(f"{k} {v:,}" for k, v in (st.get("rows") or {}).items())
+        demo = " Made with the PUBLIC DEMO KEY: synthetic data only." if st.get("demo_key") else ""
+        msg = _alert(
+            f"Bundle exported ({st.get('seconds', 0):.1f} s): {rows}.{demo}", "warning" if demo else "success"
+        )
+        return {**idle, "message": msg, "ready": {"job": st["job_id"]}}
+    if status == "cancelled":
+        return {**idle, "message": _alert(f"Export cancelled: {st.get('message', '')}.", "secondary")}
+    return {**idle, "message": _alert(f"Export failed: {st.get('message', '')}.", "danger")}
+
+
+def cancel_export(job: dict | None, user: str | None, root: Path | None = None) -> Any:
+    """Ask the viewer's running job to stop (it stops at the next block and keeps nothing)."""
+    if not job or not user:
+        return no_update
+    try:
+        jobs.cancel(job.get("job"), user, root)
+    except jobs.JobError as exc:
+        return _alert(f"Export: {exc}.", "danger")
+    return _alert("Cancelling the export ...", "secondary")
+
+
+def download_export(ready: dict | None, user: str | None, root: Path | None = None) -> tuple[Any, Any]:
+    """(download data, message): the finished zip of the viewer's job, then the job's files are deleted."""
+    if not ready or not user:
+        return no_update, no_update
+    try:
+        path = jobs.result_path(ready.get("job"), user, root)
+        state = jobs.status(ready.get("job"), user, root)
+        if path.stat().st_size > MAX_DOWNLOAD_BYTES:
+            return no_update, _alert(
+                f"The bundle is {path.stat().st_size / 1e6:,.0f} MB, too big to send through the page: "
+                "use `python -m etl export` on the server.",
+                "warning",
+            )
+        data = dcc.send_bytes(path.read_bytes(), state["filename"])
+    except (jobs.JobError, OSError) as exc:
+        return no_update, _alert(f"Download failed: {exc}.", "danger")
+    jobs.remove(ready.get("job"), user, root)
+    return data, no_update
 
 
 # --- wiring --------------------------------------------------------------------------------------------------------
@@ -617,11 +722,48 @@ def register(app: Dash, ctx: AppContext) -> None:
         return load_definition(ctx, contents, filename)
 
     @app.callback(
-        Output(ids.COHORTS_EXPORT_DOWNLOAD, "data"),
-        Output(ids.COHORTS_EXPORT_MESSAGE, "children"),
+        Output(EXPORT_JOB, "data"),
+        Output(ids.COHORTS_EXPORT_MESSAGE, "children", allow_duplicate=True),
+        Output(EXPORT_POLL, "disabled", allow_duplicate=True),
         Input(ids.COHORTS_EXPORT, "n_clicks"),
         _controls(State),
         prevent_initial_call=True,
     )
     def _export(_n, *values):
-        return export_zip(ctx, list(values))
+        job, msg = start_export(ctx, list(values), current_username())
+        return job, msg, job is None
+
+    @app.callback(
+        Output(EXPORT_PROGRESS, "value"),
+        Output(EXPORT_PROGRESS, "label"),
+        Output(EXPORT_PROGRESS, "style"),
+        Output(EXPORT_CANCEL, "style"),
+        Output(EXPORT_POLL, "disabled"),
+        Output(ids.COHORTS_EXPORT_MESSAGE, "children"),
+        Output(EXPORT_READY, "data"),
+        Input(EXPORT_POLL, "n_intervals"),
+        State(EXPORT_JOB, "data"),
+        prevent_initial_call=True,
+    )
+    def _poll(_n, job):
+        out = poll_export(job, current_username())
+        value, label, style = out["progress"]
+        return value, label, style, out["cancel"], out["poll_disabled"], out["message"], out["ready"]
+
+    @app.callback(
+        Output(ids.COHORTS_EXPORT_MESSAGE, "children", allow_duplicate=True),
+        Input(EXPORT_CANCEL, "n_clicks"),
+        State(EXPORT_JOB, "data"),
+        prevent_initial_call=True,
+    )
+    def _cancel(_n, job):
+        return cancel_export(job, current_username())
+
+    @app.callback(
+        Output(ids.COHORTS_EXPORT_DOWNLOAD, "data"),
+        Output(ids.COHORTS_EXPORT_MESSAGE, "children", allow_duplicate=True),
+        Input(EXPORT_READY, "data"),
+        prevent_initial_call=True,
+    )
+    def _download(ready):
+        return download_export(ready, current_username())

@@ -12,18 +12,21 @@ from pathlib import Path
 import pytest
 from dash.testing.wait import until
 from selenium.webdriver.common.by import By
+from sqlalchemy import select
 
 from dashboard import ids
 from dashboard.app import create_app
 from dashboard.auth import AuthConfig
+from warehouse.schema import audit_log
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def test_build_cohort_count_changes_and_export_downloads(dash_duo, sqlite_warehouse, monkeypatch):
+def test_build_cohort_count_changes_and_export_downloads(dash_duo, sqlite_warehouse, monkeypatch, tmp_path):
     monkeypatch.delenv("OUTCOMES_EXPORT_KEY", raising=False)
+    monkeypatch.setenv("OUTCOMES_EXPORT_JOBS_DIR", str(tmp_path / "jobs"))
     app = create_app(sqlite_warehouse, auth=AuthConfig.for_tests(mode="no_auth"))
     dash_duo.start_server(app, navigate=False)
     dash_duo.driver.get(dash_duo.server.url + "/cohorts")
@@ -43,9 +46,11 @@ def test_build_cohort_count_changes_and_export_downloads(dash_duo, sqlite_wareho
     ARTIFACTS.mkdir(exist_ok=True)
     dash_duo.driver.save_screenshot(str(ARTIFACTS / "cohorts.png"))
 
-    # Export: the zipped bundle arrives in the browser's download directory.
+    # Export: a background job (the click's request only starts it), polled until done, then the zipped bundle
+    # arrives in the browser's download directory.
     dash_duo.find_element(f"#{ids.COHORTS_EXPORT}").click()
-    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_EXPORT_MESSAGE}", "Bundle exported", timeout=30)
+    until(lambda: list((tmp_path / "jobs").glob("*/state.json")), timeout=15)
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_EXPORT_MESSAGE}", "Bundle exported", timeout=60)
     assert "DEMO KEY" in dash_duo.find_element(f"#{ids.COHORTS_EXPORT_MESSAGE}").text
     downloads = Path(dash_duo.download_path)
     until(lambda: [p for p in downloads.glob("*.zip")], timeout=15)
@@ -54,4 +59,8 @@ def test_build_cohort_count_changes_and_export_downloads(dash_duo, sqlite_wareho
     names = zipfile.ZipFile(bundle).namelist()
     assert any(n.endswith("/manifest.json") for n in names)
     assert any(n.endswith("/data/episodes.csv") for n in names)
+    until(lambda: not list((tmp_path / "jobs").iterdir()), timeout=10)  # the server kept nothing
+    with sqlite_warehouse.connect() as conn:
+        who = conn.execute(select(audit_log.c.username).where(audit_log.c.action == "export")).scalars().all()
+    assert who == ["local"]  # the viewer (--no-auth: the local user), not the OS user
     assert not [e for e in dash_duo.get_logs() or [] if e.get("level") == "SEVERE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -9,12 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from research.cohort import CohortDefinition, Range
 from research.deid import KEY_ENV
 from research.export import export_bundle
 from tests.research.conftest import TEST_KEY
+from warehouse.db import make_engine
+from warehouse.schema import audit_log
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("exercise_type_comparison", "dose_response")
@@ -38,6 +41,23 @@ def test_cli_export_with_a_cohort_file(shared_url: str, tmp_path: Path):
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["k"] == 3 and summary["format"] == "parquet" and summary["cohort"]["name"] == "cli"
+    # the audit row names the OS user, marked as a command-line export
+    assert summary["user"] == f"cli:{getpass.getuser()}"
+    engine = make_engine(shared_url)
+    try:
+        with engine.connect() as conn:
+            who = (
+                conn.execute(
+                    select(audit_log.c.username).where(
+                        audit_log.c.action == "export", audit_log.c.target == str(out)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert who == [f"cli:{getpass.getuser()}"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["deidentification"]["key_source"] == "env"
     assert manifest["tables"]["episodes"]["rows"] == summary["row_counts"]["episodes"] > 0
