@@ -137,6 +137,8 @@ def case_lines(size: dict[str, Any], rows_spec, title: str) -> list[str]:
         rate = n / t["seconds"] if t["seconds"] > 0 and part != "same_file" else None
         rss = t.get("peak_rss_mb")
         notes = []
+        if t.get("cpu_seconds") is not None and part != "same_file":
+            notes.append(f"CPU {t['cpu_seconds']:.1f} s")
         if "summary_seconds" in t and t.get("summary_seconds"):
             share = t["summary_seconds"] / t["seconds"] if t["seconds"] else 0
             notes.append(f"summary refresh {t['summary_seconds']:.2f} s ({share:.0%})")
