@@ -504,7 +504,8 @@ def _scan_cohort(conn, engine, d, pseud, shifted, scratch: _Scratch) -> tuple[pd
     pats: list[tuple[str, str, int]] = []
     eps: list[tuple[str, int]] = []
     current, combo, total = None, -1, 0
-    for part in conn.execute(q).partitions(_READ_ROWS):
+    # a server-side cursor on PostgreSQL (psycopg would otherwise fetch the whole result at once)
+    for part in conn.execute(q.execution_options(stream_results=True)).partitions(_READ_ROWS):
         for episode_id, patient_id, start, clinic_id, birth_year, sex in part:
             if patient_id != current:
                 current = patient_id
