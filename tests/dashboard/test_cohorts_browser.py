@@ -64,3 +64,47 @@ def test_build_cohort_count_changes_and_export_downloads(dash_duo, sqlite_wareho
         who = conn.execute(select(audit_log.c.username).where(audit_log.c.action == "export")).scalars().all()
     assert who == ["local"]  # the viewer (--no-auth: the local user), not the OS user
     assert not [e for e in dash_duo.get_logs() or [] if e.get("level") == "SEVERE"]
+
+
+def test_signed_in_researcher_exports_through_the_job_with_csrf(
+    dash_duo, sqlite_warehouse, monkeypatch, tmp_path
+):
+    """With login, CSRF and the security headers on: every poll of the job is a CSRF-checked callback; the bundle
+    arrives and the audit row names the researcher."""
+    from tests.auth.conftest import PASSWORD, add_users, make_auth_app
+
+    monkeypatch.setenv("OUTCOMES_EXPORT_KEY", "browser-tests-0123456789abcdef")
+    monkeypatch.setenv("OUTCOMES_EXPORT_JOBS_DIR", str(tmp_path / "jobs"))
+    add_users(sqlite_warehouse)
+    dash_duo.start_server(make_auth_app(sqlite_warehouse), navigate=False)
+    driver = dash_duo.driver
+    driver.get(dash_duo.server.url + "/")
+    until(lambda: "/login" in driver.current_url, timeout=10)
+    driver.find_element(By.ID, "username").send_keys("researcher")
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-submit").click()
+    until(lambda: driver.current_url.endswith("/cohorts"), timeout=15)
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_COUNT}", "in cohort", timeout=15)
+
+    dash_duo.find_element(f"#{ids.COHORTS_EXPORT}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.COHORTS_EXPORT_MESSAGE}", "Bundle exported", timeout=60)
+    assert "DEMO" not in dash_duo.find_element(f"#{ids.COHORTS_EXPORT_MESSAGE}").text
+    downloads = Path(dash_duo.download_path)
+    until(lambda: [p for p in downloads.glob("*.zip")], timeout=15)
+    (bundle,) = downloads.glob("*.zip")
+    until(lambda: zipfile.is_zipfile(bundle), timeout=10)
+    assert any(n.endswith("/manifest.json") for n in zipfile.ZipFile(bundle).namelist())
+    with sqlite_warehouse.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.username, audit_log.c.action).where(
+                audit_log.c.action.in_(("export", "download"))
+            )
+        ).all()
+    # one export row, and one download: the progress polls are not downloads
+    assert sorted(rows) == [("researcher", "download"), ("researcher", "export")]
+    errors = [
+        e
+        for e in dash_duo.get_logs() or []
+        if e.get("level") == "SEVERE" and not (e.get("source") == "network" and " 40" in e.get("message", ""))
+    ]
+    assert errors == []
