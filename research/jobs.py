@@ -151,12 +151,20 @@ def _sweep(root: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _zip_dir(src: Path, top: str, dest: Path) -> None:
+def _zip_dir(src: Path, top: str, dest: Path, beat: Callable[[], None]) -> None:
+    """Zip the bundle 1 MB at a time, calling `beat` (heartbeat, cancel check) between chunks: a big table can
+    take longer to compress than STALE_SECONDS."""
     tmp = dest.with_suffix(".partial")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(src.rglob("*")):
-            if path.is_file():
-                zf.write(path, f"{top}/{path.relative_to(src).as_posix()}")
+            if not path.is_file():
+                continue
+            info = zipfile.ZipInfo.from_file(path, f"{top}/{path.relative_to(src).as_posix()}")
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with path.open("rb") as fh, zf.open(info, "w", force_zip64=info.file_size > 1 << 30) as out:
+                while chunk := fh.read(1 << 20):
+                    out.write(chunk)
+                    beat()
     os.replace(tmp, dest)
 
 
@@ -232,8 +240,18 @@ def _run(job: Job, engine, definition, key, owner, filename, fmt, export) -> Non
             if job.cancel_requested:
                 raise Cancelled
             job.write(status="zipping", message="zipping the bundle")
-            _zip_dir(work / "bundle", filename.removesuffix(".zip"), job.zip_path)
+            last = [time.monotonic()]
+
+            def beat() -> None:
+                if job.cancel_requested:
+                    raise Cancelled
+                if time.monotonic() - last[0] > 5:
+                    last[0] = time.monotonic()
+                    job.write()
+
+            _zip_dir(work / "bundle", filename.removesuffix(".zip"), job.zip_path, beat)
         except Cancelled:
+            job.zip_path.with_suffix(".partial").unlink(missing_ok=True)
             job.write(status="cancelled", message="cancelled; nothing was kept")
             return
         except (
