@@ -162,6 +162,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             q["page_load_queries_total"],
             TARGETS["query_ms"],
         )
+        add(f"patient page: all {n:g} queries, CPU time (info)", q.get("page_load_queries_cpu"), None)
     c = results.get("caseload")
     if c:
         for name, s in c["cases"].items():
@@ -175,6 +176,17 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 TARGETS["http_ms"] if name in ("overview", "trends", "sessions") or "data" in name else None
             )
             add(f"HTTP: {name}", s, target)
+        cpu = h.get("server_cpu_ms_per_page_load")
+        if cpu is not None:
+            out.append(
+                {
+                    "label": "HTTP: server CPU per page load, all callbacks (info)",
+                    "median": cpu,
+                    "p95": None,
+                    "target": "- (mean)",
+                    "status": "-",
+                }
+            )
     b = results.get("browser")
     if b:
         add("browser: navigation -> all charts drawn", b["navigation_to_all_drawn"], None)
@@ -566,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
 
         def http():
-            results["http"] = dh.run(signin, pids, warmup[:5], say)
+            results["http"] = dh.run(signin, pids, warmup[:5], say, server)
             results["server_memory_after_http"] = server.memory()
 
         def browser():

@@ -167,6 +167,19 @@ class Server:
             pass
         return out
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server's processes so far (/proc/<pid>/stat): the server's own work,
+        which a busy machine slows down less than the wall-clock latency it causes."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / ticks
+
     def memory(self) -> dict[str, Any]:
         """RSS and peak RSS (VmHWM) of each server process, MB."""
         procs = []
@@ -378,7 +391,9 @@ class PatientPageClient:
         }
 
 
-def run(signin: SignIn, pids: list[str], warmup: list[str], say) -> dict[str, Any]:
+def run(
+    signin: SignIn, pids: list[str], warmup: list[str], say, server: Server | None = None
+) -> dict[str, Any]:
     from bench.dashboard_queries import stats
 
     token = end_id(signin, f"/patients/{pids[0]}")
@@ -388,6 +403,7 @@ def run(signin: SignIn, pids: list[str], warmup: list[str], say) -> dict[str, An
             client.page_load(pid)
         ms: dict[str, list[float]] = {}
         sizes: dict[str, list[int]] = {}
+        cpu0 = server.cpu_seconds() if server else None
         t0 = time.perf_counter()
         for i, pid in enumerate(pids, 1):
             r = client.page_load(pid)
@@ -397,9 +413,11 @@ def run(signin: SignIn, pids: list[str], warmup: list[str], say) -> dict[str, An
                 sizes.setdefault(k, []).append(v)
             if i % 50 == 0:
                 say(f"HTTP: {i}/{len(pids)} page loads ({time.perf_counter() - t0:.1f} s)")
+        cpu = server.cpu_seconds() - cpu0 if server and cpu0 is not None else None
     finally:
         client.close()
     return {
+        "server_cpu_ms_per_page_load": round(cpu * 1000 / len(pids), 1) if cpu is not None else None,
         "patients": len(pids),
         "warmup_patients": len(warmup),
         "end_id_token": token is not None,
