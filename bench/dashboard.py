@@ -339,7 +339,9 @@ def render_markdown(results: dict[str, Any], findings: str) -> str:
             "The bodies of the page's three data callbacks (`overview`, `trend_cards`, `session_outputs` in",
             "`dashboard/pages/patient.py`) run as the page runs them, with every function of `dashboard.queries.patient`",
             "and `.catalog` wrapped in a timer: a page load runs "
-            f"{q['queries_per_page_load']:g} query calls (`patient_episodes` and `episode_measures` twice). "
+            f"{q['queries_per_page_load']:g} query calls (trends gets the overview's baselines from the page "
+            "store, as the page does; the catalogs are cached per process, so after the warm-up they are no "
+            "query). The CPU-time row sums the same calls' `time.process_time` (SQLite runs in this process). "
             '"SQL only" replays the same statements on the raw sqlite3 cursor (execute + fetchall) for 50 patients:',
             "the rest of a query's time is SQLAlchemy and building the DataFrame.",
             "",
