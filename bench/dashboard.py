@@ -592,7 +592,10 @@ def main(argv: list[str] | None = None) -> int:
                 ov = next(b for b in captured if b["output"] == client.overview["output"])
                 trends = next((b for b in captured if b["output"] == client.trends["output"]), None)
                 dates = tuple(i["value"] for i in trends["inputs"]) if trends else None
-                check = db.compare(captured, client.bodies(warmup[5], dates))
+                # the trends body carries the overview's store: take it from the server's overview response
+                _, ov_resp, _ = client.post(client.bodies(warmup[5])["overview"])
+                store = ov_resp["response"].get("patient-default-dates", {}).get("data")
+                check = db.compare(captured, client.bodies(warmup[5], dates, store))
                 check["overview_seen"] = ov is not None
             finally:
                 client.close()
