@@ -21,7 +21,6 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -336,7 +335,6 @@ def export_bundle(
     pseud = Pseudonymizer(key)
     out = Path(out_dir)
     tmp = _prepare_out(out)
-    scratch_dir = tempfile.mkdtemp(prefix="export-scratch-")
     try:
         with engine.connect() as conn:
             if engine.dialect.name == "postgresql":  # one snapshot for every read of the export
@@ -357,7 +355,6 @@ def export_bundle(
                 rules,
                 say,
                 tick,
-                scratch_dir,
             )
         flow = exclusion_flow(engine, d)
         result.deid["source"] = {"backend": engine.dialect.name, "latest_batch_id": latest_batch_id(engine)}
@@ -367,8 +364,6 @@ def export_bundle(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
     record_export(engine, summary)
     say(f"export: {summary.row_counts} in {summary.seconds:.1f} s -> {out}")
     return summary
@@ -380,15 +375,13 @@ class _Result:
     deid: dict[str, Any]
 
 
-def _export(
-    conn, engine, d, tmp, pseud, fmt, k, dates, skip_reasons, block_patients, rules, say, tick, scratch_dir
-):
+def _export(conn, engine, d, tmp, pseud, fmt, k, dates, skip_reasons, block_patients, rules, say, tick):
     """Two passes, neither holding the whole cohort: (1) stream the cohort's episodes once, counting patients per
     quasi-identifier combination and writing (pseudonym, patient) pairs to a scratch SQLite file; small-cell
     protection then runs on the combinations; (2) walk the patients in pseudonym order from the scratch file by
     blocks, and write every table's rows for each block."""
     shifted = dates == "shifted"
-    scratch = _Scratch(Path(scratch_dir) / "order.sqlite")
+    scratch = _Scratch()
     try:
         combos, episodes_before = _scan_cohort(conn, engine, d, pseud, shifted, scratch)
         released, report = k_anonymise_counts(combos, k)
@@ -434,16 +427,19 @@ def _export(
 
 
 class _Scratch:
-    """The cohort's patients by pseudonym, in a temporary SQLite file outside the bundle (an external sort).
+    """The cohort's patients by pseudonym, in a private temporary SQLite database (an external sort).
 
     Rows go out ordered by patient pseudonym, which exists only after hashing every patient: sorting in memory
     would hold an entry per patient, so SQLite sorts on disk and the export reads it back block by block. Also
     holds which episodes are in the cohort, looked up per block.
+
+    It links patient ids to pseudonyms, so it must never sit next to a bundle or outlive the export: SQLite's
+    anonymous temporary database (empty file name) lives in its temp directory, is unlinked as soon as it is
+    opened (nothing to find even if the process is killed) and pages to disk past its cache.
     """
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.db = sqlite3.connect(path)
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("")
         self.db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4000; PRAGMA temp_store=FILE;"
             "CREATE TABLE p (pid TEXT NOT NULL, patient_id TEXT NOT NULL, combo INTEGER NOT NULL);"
@@ -482,7 +478,6 @@ class _Scratch:
 
     def close(self) -> None:
         self.db.close()
-        self.path.unlink(missing_ok=True)
 
 
 def _na(v: Any) -> Any:

@@ -42,6 +42,9 @@ def test_every_read_and_write_holds_at_most_one_block_of_patients(
     )
 
     patients = summary.row_counts["patients"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [  # the scratch file is gone
+        "cohort.json", "data", "data_dictionary.json", "data_dictionary.md", "manifest.json"
+    ]  # fmt: skip
     assert patients > 5 * BLOCK  # several blocks
     assert reads and writes
     for df in reads:
