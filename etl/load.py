@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import (
     Connection,
     Engine,
@@ -196,6 +197,10 @@ def load_file(
     mapping = mapping or Mapping()
     as_of = as_of or date.today()
     rules = rules or SummaryRules()
+    # pyarrow's default allocator (mimalloc) keeps freed pages; every chunk's Arrow strings go through it, so the
+    # peak crept up with the file (1M rows: 291 MB with it, 231 MB with the system allocator, same speed).
+    # Process-wide and harmless for other pyarrow users (research/export.py does the same).
+    pa.set_memory_pool(pa.system_memory_pool())
     result = BatchResult(file=str(path))
     started = time.perf_counter()
     try:
