@@ -12,7 +12,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from etl.read import DEFAULT_CHUNK_ROWS
 from warehouse.config import db_url_from_env
@@ -42,15 +42,41 @@ def _progress_printer(enabled: bool):
 def _upgrade_and_refresh(engine) -> tuple[str | None, str]:
     """Migrate to head; after an upgrade of an existing warehouse the marts are rebuilt (they are derived data,
     and a new schema may add columns to them)."""
-    from etl.summary import refresh_all
-
     before = current_revision(engine)
     rev = upgrade(engine)
     if before is not None and before != rev:
         with engine.begin() as conn:
-            n = refresh_all(conn)
+            n = rebuild_marts_as_before(conn)
         print(f"schema upgraded {before} -> {rev}: summaries rebuilt for {n:,} episodes", file=sys.stderr)
     return before, rev
+
+
+def rebuild_marts_as_before(conn: Connection) -> int:
+    """Rebuild every patient's marts as of the date they were computed for, today for those without any.
+
+    An upgrade only reshapes derived data: refreshing as of today would turn a warehouse whose data ends in the
+    past (an archive, the demo, a benchmark) into one where every patient has had "no data for 14 days".
+    """
+    from etl.summary import refresh_summaries
+
+    groups: dict[date, list[str]] = {}
+    summarised: set[str] = set()
+    for patient_id, as_of in conn.execute(
+        select(episode_summary.c.patient_id, func.max(episode_summary.c.as_of)).group_by(
+            episode_summary.c.patient_id
+        )
+    ):
+        groups.setdefault(as_of, []).append(patient_id)
+        summarised.add(patient_id)
+    rest = [
+        pid
+        for pid in conn.execute(select(patients.c.patient_id).order_by(patients.c.patient_id)).scalars()
+        if pid not in summarised
+    ]
+    n = refresh_summaries(conn, rest) if rest else 0
+    for as_of, ids in sorted(groups.items()):
+        n += refresh_summaries(conn, sorted(ids), as_of=as_of)
+    return n
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -132,3 +132,40 @@ def test_init_after_a_schema_upgrade_rebuilds_the_summaries(tmp_path):
     assert "schema 0001 -> " in res.stdout and "summaries rebuilt for 1 episodes" in res.stderr
     with engine.connect() as conn:
         assert conn.execute(select(episode_summary.c.pain_leg_change)).scalar_one() == -3
+
+
+def test_upgrade_rebuilds_marts_as_of_their_own_date(tmp_path):
+    """An upgrade reshapes derived data only: a warehouse summarised as of a past day stays as of that day (as of
+    today every patient of an archive would be flagged "no data for 14 days")."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy import select
+
+    from etl.load import load_file
+    from warehouse.db import make_engine
+    from warehouse.migrate import alembic_config, seed_catalogs
+    from warehouse.schema import episode_summary
+
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    engine = make_engine(db)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    seed_catalogs(engine)
+    as_of = date(2026, 11, 20)
+    load_file(engine, patients_file(tmp_path), as_of=as_of)
+    rows = [
+        [f"P{i}", day, "pain_leg", v, ""]
+        for i in range(1, 4)
+        for day, v in (("2026-09-01", 7), ("2026-11-18", 3))
+    ]
+    load_file(engine, write_csv(tmp_path / "scores.csv", SCORES_HEADER, rows), as_of=as_of)
+
+    res = etl("init", db=db)
+    assert res.returncode == 0, res.stderr
+    assert "schema 0005 -> " in res.stdout and "summaries rebuilt for 3 episodes" in res.stderr
+    with engine.connect() as conn:
+        got = conn.execute(select(episode_summary.c.as_of, episode_summary.c.flag_no_recent_data)).all()
+    assert got == [(as_of, 0)] * 3
