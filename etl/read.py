@@ -99,6 +99,23 @@ def _blank_unnamed(name: str) -> str:
     return "" if name.startswith("Unnamed: ") and name[9:].split(".")[0].isdigit() else name
 
 
+SEPARATOR_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _separator_hint(canonical: list[str], mapping: Mapping) -> str:
+    """A header read as one column that holds another separator: say which, and how to load it."""
+    if len(canonical) != 1:
+        return ""
+    for sep, name in SEPARATOR_NAMES.items():
+        if sep in canonical[0] and sep != mapping.delimiter:
+            shown = "\\t" if sep == "\t" else sep
+            return (
+                f"; the header looks {name}-separated: load it with a mapping whose [source] has "
+                f'delimiter = "{shown}" (see data/mappings/README.md, or draft one with `etl inspect`)'
+            )
+    return ""
+
+
 def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str | None) -> Kind:
     name = forced or mapping.kind
     if name:
@@ -118,6 +135,7 @@ def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str
             raise FileLevelError(
                 f"{path.name}: cannot tell the file kind from its header {canonical[:8]}; "
                 f"expected the columns of one of: {', '.join(KINDS)} (or pass --kind)"
+                + _separator_hint(canonical, mapping)
             )
         kind = detected
     present = set(canonical) | set(mapping.constants)

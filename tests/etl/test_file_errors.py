@@ -24,6 +24,7 @@ def _bad_files(tmp_path):
         "patient_id,recorded_at,measure,value,side\nP1,2026-09-01,pain_leg,7,\nP1,2026-09-02,pain_leg,7,,,extra\n"
     )
     (tmp_path / "sheet.xlsx").write_bytes(b"PK\x03\x04" + b"\x14" * 100)
+    (tmp_path / "semicolons.csv").write_text("patient_id;recorded_at;measure;value\nP1;2026-09-01;odi;30\n")
     return {
         "binary.csv": "binary",
         "empty.csv": "empty",
@@ -33,6 +34,7 @@ def _bad_files(tmp_path):
         "ragged.csv": "cannot be parsed as CSV",
         "sheet.xlsx": "spreadsheet",
         "nope.csv": "no such file",
+        "semicolons.csv": 'looks semicolon-separated: load it with a mapping whose [source] has delimiter = ";"',
     }
 
 
@@ -47,6 +49,7 @@ def _bad_files(tmp_path):
         "ragged.csv",
         "sheet.xlsx",
         "nope.csv",
+        "semicolons.csv",
     ],
 )
 def test_unreadable_file_fails_whole(engine, tmp_path, name):
