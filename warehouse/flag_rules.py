@@ -21,36 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, false, func, or_
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import ColumnElement, and_, false, func, or_
 
 from warehouse.schema import CASELOAD_FLAGS
-
-
-class days_between(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
-    """Whole days from the first date to the second (`end - start`), as an integer.
-
-    The same construct as `dashboard.sqlfuncs.days_between`, kept here so the rules' SQL forms need nothing from
-    the dashboard package.
-    """
-
-    type = Integer()
-    inherit_cache = True
-    name = "days_between"
-
-
-@compiles(days_between)
-def _days_between_default(element: days_between, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return f"({compiler.process(end, **kw)} - {compiler.process(start, **kw)})"
-
-
-@compiles(days_between, "sqlite")
-def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return f"CAST(julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}) AS INTEGER)"
-
+from warehouse.sqlfuncs import days_between
 
 #: Float tolerance: a change of exactly the threshold counts even when 5.74 - 3.74 comes out as 1.9999999999999998.
 EPS = 1e-9

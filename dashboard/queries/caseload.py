@@ -24,7 +24,6 @@ from dashboard import flags as fl
 from dashboard.queries import read_frame
 from dashboard.queries.catalog import measures_catalog
 from dashboard.scope import Scope, scope_clause
-from dashboard.sqlfuncs import days_between
 from warehouse.schema import (
     WIDE_FIELDS,
     WIDE_MEASURES,
@@ -34,6 +33,7 @@ from warehouse.schema import (
     patients,
     therapists,
 )
+from warehouse.sqlfuncs import days_between
 
 #: Measures whose summary the caseload shows (besides those the flag rules need).
 SHOWN_MEASURES: tuple[str, ...] = ("pain_leg", "odi", "numbness", "slr_left", "slr_right")

@@ -53,12 +53,12 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.expression import ColumnElement
 
 from dashboard import stats
 from dashboard.flags import FlagRules
 from dashboard.queries import read_frame
+from dashboard.queries.catalog import measures_catalog
 from dashboard.scope import Scope, scope_clause
 from warehouse.schema import (
     DOSE_ALL_SETTINGS,
@@ -68,10 +68,10 @@ from warehouse.schema import (
     episodes,
     etl_batches,
     etl_rejects,
-    measures,
     patients,
     scores,
 )
+from warehouse.sqlfuncs import days_between
 
 #: Share of an episode's logged dose an exercise type needs for the episode to count for it.
 TYPE_SHARE = 0.20
@@ -151,26 +151,6 @@ WIDE = ("pain_leg", "numbness", "odi", "slr_left", "slr_right")
 
 
 # --- SQL building blocks -----------------------------------------------------------------------------------------
-class days_between(FunctionElement):
-    """Whole days from date `b` to date `a` (a - b). SQLite keeps dates as ISO text, PostgreSQL as `date`."""
-
-    type = Integer()
-    name = "days_between"
-    inherit_cache = True
-
-
-@compiles(days_between)
-def _days_between_default(element, compiler, **kw) -> str:
-    a, b = list(element.clauses)
-    return f"(CAST({compiler.process(a, **kw)} AS DATE) - CAST({compiler.process(b, **kw)} AS DATE))"
-
-
-@compiles(days_between, "sqlite")
-def _days_between_sqlite(element, compiler, **kw) -> str:
-    a, b = list(element.clauses)
-    return f"CAST(julianday({compiler.process(a, **kw)}) - julianday({compiler.process(b, **kw)}) AS INTEGER)"
-
-
 def _flag(cond: ColumnElement[bool]) -> ColumnElement[int]:
     """A condition as 0/1 (sums of these are the counts; a NULL operand counts as 0, like pandas' False)."""
     return case((cond, 1), else_=0)
@@ -193,18 +173,9 @@ def _in_scope(scope: Scope, with_patients: bool):
 
 def measure_thresholds(engine: Engine) -> pd.DataFrame:
     """The catalog rows of the page's measures (reference data, not scoped)."""
-    stmt = select(
-        measures.c.code,
-        measures.c.label,
-        measures.c.unit,
-        measures.c.min_value,
-        measures.c.max_value,
-        measures.c.better,
-        measures.c.mcid_abs,
-        measures.c.mcid_pct,
-        measures.c.threshold_kind,
-    ).where(measures.c.code.in_([*WIDE, "pain_back", "lumbar_flexion"]))
-    return read_frame(engine, stmt)
+    catalog = measures_catalog(engine)
+    page = catalog[catalog["code"].isin([*WIDE, "pain_back", "lumbar_flexion"])]
+    return page.drop(columns=["threshold_source", "sort_order"]).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -264,18 +235,18 @@ def episode_sql(
         "home_scheduled": es.c.home_scheduled,
         "visits": es.c.visits,
         "start_month": start_year * 100 + cast(extract("month", es.c.start_date), Integer),
-        "symptom_weeks": days_between(es.c.start_date, e.c.symptom_onset) / literal(7.0),
+        "symptom_weeks": days_between(e.c.symptom_onset, es.c.start_date) / literal(7.0),
     }
     if need_patient:
         cols["age"] = start_year - p.c.birth_year
     completed = es.c.end_date.is_not(None)
     since = func.coalesce(es.c.last_activity, es.c.start_date)
-    dropped = and_(es.c.end_date.is_(None), days_between(es.c.as_of, since) >= rules.no_data_days)
-    days_observed = days_between(func.coalesce(es.c.end_date, es.c.as_of), es.c.start_date)
+    dropped = and_(es.c.end_date.is_(None), days_between(since, es.c.as_of) >= rules.no_data_days)
+    days_observed = days_between(es.c.start_date, func.coalesce(es.c.end_date, es.c.as_of))
     cols["completed"] = _flag(completed)
     cols["dropped_out"] = _flag(dropped)
     cols["dropout_week"] = case(
-        (dropped, _floor_div(days_between(since, es.c.start_date), 7) + 1), else_=None
+        (dropped, _floor_div(days_between(es.c.start_date, since), 7) + 1), else_=None
     )
     cols["weeks_observed"] = days_observed / literal(7.0)
     due = or_(days_observed >= 7 * rules.not_responding_weeks, es.c.visits >= rules.not_responding_visits)

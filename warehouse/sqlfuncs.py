@@ -1,4 +1,4 @@
-"""Portable SQL pieces that SQLite and PostgreSQL spell differently."""
+"""Portable SQL pieces that SQLite and PostgreSQL spell differently (used by the ETL's rules and the dashboard)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ class days_between(FunctionElement):  # noqa: N801 - reads like the SQL function
 @compiles(days_between)
 def _days_between_default(element: days_between, compiler: Any, **kw: Any) -> str:
     start, end = list(element.clauses)
-    return f"({compiler.process(end, **kw)} - {compiler.process(start, **kw)})"
+    # CAST: `date - date` is an integer, but a timestamp or text operand would give an interval or fail.
+    return f"(CAST({compiler.process(end, **kw)} AS DATE) - CAST({compiler.process(start, **kw)} AS DATE))"
 
 
 @compiles(days_between, "sqlite")
