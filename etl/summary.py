@@ -18,6 +18,7 @@ from etl.bulk import bulk_insert
 from etl.summary_dose import refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
+from warehouse.outcome_pack import clinics_of, rebuild_packs
 from warehouse.schema import (
     CASELOAD_FLAGS,
     WIDE_FIELDS,
@@ -56,10 +57,13 @@ def refresh_summaries(
         ).all(),
         columns=["measure", "better", "mcid_abs", "mcid_pct"],
     )
+    touched = clinics_of(conn, patient_ids)  # outcome packs: the clinics these patients leave...
     written = 0
     for i in range(0, len(patient_ids), BLOCK_PATIENTS):
         block = list(patient_ids[i : i + BLOCK_PATIENTS])
         written += _refresh_block(conn, block, as_of, rules, catalog)
+    touched |= clinics_of(conn, patient_ids)  # ...and the ones they are in now (warehouse/outcome_pack.py)
+    rebuild_packs(conn, touched, rules_from_catalog(catalog))
     return written
 
 

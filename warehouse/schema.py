@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -352,6 +353,25 @@ episode_first_mcid = Table(
         "days_to_mcid", Integer, nullable=False, comment="calendar days from the start to that value's day"
     ),
     comment="Episodes whose summary reached the MCID (episode_measure_summary.mcid_reached) and when.",
+)
+
+outcome_pack = Table(
+    "outcome_pack",
+    metadata,
+    Column("clinic_id", String(64), primary_key=True),
+    Column("layout", String(64), nullable=False, comment="rules and column layout the pack was built with"),
+    Column("n_episodes", Integer, nullable=False),
+    Column("n_type_rows", Integer, nullable=False),
+    Column(
+        "names", Text, nullable=False, comment="JSON: the therapist and exercise-type ids the codes index"
+    ),
+    Column(
+        "episodes", LargeBinary, nullable=False, comment="one packed record per episode (outcome_pack.py)"
+    ),
+    Column("types", LargeBinary, nullable=False, comment="one packed record per episode x setting x type"),
+    Column("built_at", DateTime, nullable=False),
+    comment="Per clinic, the outcomes page's rules evaluated for every episode, as packed columns "
+    "(warehouse/outcome_pack.py; written by the summary refresh, migration 0007).",
 )
 
 

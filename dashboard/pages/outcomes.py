@@ -22,6 +22,7 @@ from dashboard.context import AppContext
 from dashboard.figures import outcomes as fig
 from dashboard.queries import caseload as cq
 from dashboard.queries import outcomes as q
+from dashboard.queries import outcomes_packed as qp
 from dashboard.queries.catalog import exercise_type_labels
 
 PATH = "/outcomes"
@@ -304,8 +305,8 @@ def filters_from_inputs(
 
 
 def aggregates_for(ctx: AppContext, filters: q.OutcomeFilters) -> q.OutcomeAggregates:
-    """The main outputs' numbers: grouped SQL over the marts, in the viewer's scope."""
-    return q.outcome_aggregates(ctx.engine, ctx.scope(), filters, ctx.flag_rules)
+    """The main outputs' numbers, in the viewer's scope: summed from the outcome packs, else grouped SQL."""
+    return qp.aggregates(ctx.engine, ctx.scope(), filters, ctx.flag_rules)
 
 
 def view_for(ctx: AppContext, filters: q.OutcomeFilters) -> q.OutcomeView:

@@ -135,41 +135,64 @@ def _first_mcid_join(from_, measure: str = PRIMARY, outer: bool = False):
     return from_.outerjoin(f, on) if outer else from_.join(f, on)
 
 
-def _sums(c: Any, *, per_type: bool = False) -> list[ColumnElement]:
-    """The additive aggregates of a group of episodes: the counts, sums and sums of squares the page's tables need
-    (means, CIs and rates are computed from them; see `OutcomeAggregates`). `c`: the per-episode columns (the
-    materialised CTE's). `per_type`: only what the tables by exercise type use (on SQLite each aggregate costs
+#: One additive aggregate of a group of episodes: (label, operation, per-episode columns). Operations: "rows"
+#: (the number of episodes), "count" (non-null values), "sum", "sumsq" (sum of squares), "null" (episodes where the
+#: column is null), "null_given" (first column not null, second null), "both" (neither null). SQL NULL semantics:
+#: a "sum" over no values is NULL. Evaluated in SQL (`_sums`) and, over the outcome packs, with numpy
+#: (`dashboard/queries/outcomes_packed.py`): one list for both.
+SumTerm = tuple[str, str, tuple[str, ...]]
+
+
+def sum_terms(*, per_type: bool = False) -> list[SumTerm]:
+    """The counts, sums and sums of squares the page's tables need (means, CIs and rates are computed from them;
+    see `OutcomeAggregates`). `per_type`: only what the tables by exercise type use (on SQLite each aggregate costs
     about 6 ms per 100k rows, so the list is kept to what is shown)."""
-    out = [
-        func.count().label("episodes"),
-        func.count(c.adherence).label("adherence_n"),
-        func.sum(c.adherence).label("adherence_sum"),
+    out: list[SumTerm] = [
+        ("episodes", "rows", ()),
+        ("adherence_n", "count", ("adherence",)),
+        ("adherence_sum", "sum", ("adherence",)),
     ]
     if not per_type:
-        pair = and_(c.adherence.is_not(None), c[f"{PRIMARY}_change"].is_not(None))
         out += [
-            func.sum(c.completed).label("completed"),
-            func.sum(c.dropped_out).label("dropped_out"),
-            func.sum(_flag(pair)).label("pairs_n"),
+            ("completed", "sum", ("completed",)),
+            ("dropped_out", "sum", ("dropped_out",)),
+            ("pairs_n", "both", ("adherence", f"{PRIMARY}_change")),
         ]
     for m in MEASURES:
-        ch, base = c[f"{m}_change"], c[f"{m}_baseline"]
-        out += [
-            func.count(ch).label(f"{m}_n"),
-            func.sum(ch).label(f"{m}_sum"),
-            func.sum(ch * ch).label(f"{m}_sumsq"),
-        ]
+        ch, base = f"{m}_change", f"{m}_baseline"
+        out += [(f"{m}_n", "count", (ch,)), (f"{m}_sum", "sum", (ch,)), (f"{m}_sumsq", "sumsq", (ch,))]
         if not per_type or m in RESPONDER_MEASURES:
-            out.append(func.sum(c[f"{m}_ceiling"]).label(f"{m}_ceiling_n"))
+            out.append((f"{m}_ceiling_n", "sum", (f"{m}_ceiling",)))
         if not per_type:
-            out += [
-                func.sum(_flag(base.is_(None))).label(f"{m}_no_baseline"),
-                func.sum(_flag(and_(base.is_not(None), ch.is_(None)))).label(f"{m}_no_change"),
-            ]
+            out += [(f"{m}_no_baseline", "null", (base,)), (f"{m}_no_change", "null_given", (base, ch))]
     for m in RESPONDER_MEASURES:
         kinds = ("itt_k", "itt_n", "comp_k", "comp_n") + (() if per_type else ("no_followup",))
-        out += [func.sum(c[f"{m}_{x}"]).label(f"{m}_{x}") for x in kinds]
+        out += [(f"{m}_{x}", "sum", (f"{m}_{x}",)) for x in kinds]
     return out
+
+
+def _sum_sql(c: Any, op: str, names: tuple[str, ...]) -> ColumnElement:
+    x = [c[n] for n in names]
+    if op == "rows":
+        return func.count()
+    if op == "count":
+        return func.count(x[0])
+    if op == "sum":
+        return func.sum(x[0])
+    if op == "sumsq":
+        return func.sum(x[0] * x[0])
+    if op == "null":
+        return func.sum(_flag(x[0].is_(None)))
+    if op == "null_given":
+        return func.sum(_flag(and_(x[0].is_not(None), x[1].is_(None))))
+    if op == "both":
+        return func.sum(_flag(and_(x[0].is_not(None), x[1].is_not(None))))
+    raise ValueError(f"unknown aggregate {op!r}")
+
+
+def _sums(c: Any, *, per_type: bool = False) -> list[ColumnElement]:
+    """`sum_terms` as SQL aggregates over `c`, the per-episode columns (the materialised CTE's)."""
+    return [_sum_sql(c, op, names).label(label) for label, op, names in sum_terms(per_type=per_type)]
 
 
 #: The per-episode columns the grouped statement materialises once (`outcome_aggregates`).
