@@ -23,8 +23,10 @@ PG_ROWS = [
 ]
 # Figures the issue measured on its machine, for orientation (seconds, peak RSS MB)
 ISSUE_REFERENCE = {
-    (1_000_000, "sqlite.naive"): "7.8 s, 1270 MB",
-    (10_000_000, "sqlite.naive"): "87 s, 11500 MB",
+    # The issue's naive figures match `to_sql` through a SQLAlchemy engine here (docs/benchmarks.md), not the
+    # plain sqlite3 connection, so they are printed against that row.
+    (1_000_000, "sqlite.naive_sa"): "7.8 s, 1270 MB",
+    (10_000_000, "sqlite.naive_sa"): "87 s, 11500 MB",
     (1_000_000, "sqlite.floor"): "1.6 s",
     (10_000_000, "sqlite.floor"): "16 s, 18 MB",
     (1_000_000, "pg.copy"): "0.66 s",
@@ -63,10 +65,19 @@ def ratios(size: dict[str, Any]) -> list[dict[str, Any]]:
         )
 
     ours = seconds(c, "sqlite.ours")
-    if "sqlite.ours" in c or "sqlite.naive" in c:
-        ratio("SQLite: x faster than naive (naive / ours)", seconds(c, "sqlite.naive"), ours, ">=", 3)
-    if "sqlite.naive_sa" in c:
-        ratio("SQLite: x faster than naive via SQLAlchemy", seconds(c, "sqlite.naive_sa"), ours, None, None)
+    # The target is against `to_sql` through a SQLAlchemy engine: the project's stack, and the variant whose time
+    # and memory match the issue's reference (7.8 s / 1.27 GB at 1M). The same call on a plain sqlite3 connection
+    # is printed next to it, without a target (see docs/benchmarks.md, "The naive baseline").
+    if "sqlite.ours" in c or "sqlite.naive_sa" in c:
+        ratio(
+            "SQLite: x faster than naive (SQLAlchemy / ours)",
+            seconds(c, "sqlite.naive_sa"),
+            ours,
+            ">=",
+            3,
+        )
+    if "sqlite.naive" in c:
+        ratio("SQLite: x faster than naive via sqlite3 conn", seconds(c, "sqlite.naive"), ours, None, None)
     if "sqlite.ours" in c or "sqlite.floor" in c:
         ratio("SQLite: x the raw floor (ours / floor)", ours, seconds(c, "sqlite.floor"), "<=", 2)
     if "sqlite.floor_pk" in c:
