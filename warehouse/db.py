@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.expression import Executable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -48,3 +49,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def fetch_rows(conn: Connection, stmt: Executable) -> tuple[list[str], list[tuple]]:
+    """(column names, plain tuples) of a Core statement, through the driver's cursor.
+
+    For bulk reads of derived data (tens of thousands of rows): SQLAlchemy's Row objects cost more than the query.
+    The statement is still SQLAlchemy Core with bound parameters; only the result bypasses the Row layer.
+    """
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    finally:
+        cursor.close()

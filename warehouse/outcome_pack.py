@@ -28,6 +28,7 @@ import pandas as pd
 from sqlalchemy import Connection, and_, select
 from sqlalchemy.sql.expression import ColumnElement
 
+from warehouse.db import fetch_rows
 from warehouse.flag_rules import FlagRules
 from warehouse.outcome_rules import (
     ADHERENCE_BANDS,
@@ -171,13 +172,10 @@ def rebuild_packs(conn: Connection, clinic_ids: Iterable[str], rules: FlagRules,
         part = ids[i : i + chunk]
         conn.execute(outcome_pack.delete().where(outcome_pack.c.clinic_id.in_(part)))
         eps, types = _read_marts(conn, part, catalog, rules)
-        rows = []
-        for clinic, ep in eps.groupby("clinic_id", sort=True):
-            ty = types[types["episode_id"].isin(ep["episode_id"])]
-            rows.append(_pack_row(str(clinic), ep, ty, layout, now))
-            n += len(ep)
+        rows = _pack_rows(eps, types, layout, now)
         if rows:
             conn.execute(outcome_pack.insert(), rows)
+        n += len(eps)
     return n
 
 
@@ -204,56 +202,90 @@ def _read_marts(
         .where(q.where, es.c.clinic_id.in_(clinic_ids))
         .order_by(es.c.clinic_id, es.c.episode_id)
     )
-    result = conn.execute(stmt)
-    eps = pd.DataFrame.from_records([tuple(r) for r in result], columns=list(result.keys()))
+    names, rows = fetch_rows(conn, stmt)
+    eps = pd.DataFrame.from_records(rows, columns=names)
     types_stmt = (
         select(d.c.episode_id, d.c.setting, d.c.exercise_type, d.c.share, d.c.minutes)
         .select_from(d.join(es, es.c.episode_id == d.c.episode_id))
         .where(es.c.clinic_id.in_(clinic_ids), d.c.share >= TYPE_SHARE - EPS)
         .order_by(d.c.episode_id, d.c.setting, d.c.exercise_type)
     )
-    result = conn.execute(types_stmt)
-    types = pd.DataFrame.from_records([tuple(r) for r in result], columns=list(result.keys()))
+    names, rows = fetch_rows(conn, types_stmt)
+    types = pd.DataFrame.from_records(rows, columns=names)
     return eps, types
 
 
-def _codes(values: pd.Series, names: Sequence[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(names)}
-    return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+def _codes(values: pd.Series | np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Index of each value in `names`, -1 for values not there (and for None)."""
+    return pd.Index(list(names), dtype=object).get_indexer(pd.Index(values, dtype=object))
 
 
-def _pack_row(clinic: str, ep: pd.DataFrame, ty: pd.DataFrame, layout: str, now: datetime) -> dict:
-    therapists = sorted({t for t in ep["therapist_id"] if t is not None})
-    type_names = sorted(set(ty["exercise_type"])) if len(ty) else []
-    rec = np.zeros(len(ep), dtype=EPISODE_DTYPE)
-    rec["episode_id"] = ep["episode_id"].to_numpy(dtype=np.int64)
-    rec["patient"] = pd.factorize(ep["patient_id"])[0]
-    rec["therapist"] = _codes(ep["therapist_id"], therapists)
-    start = pd.to_datetime(ep["start_date"].astype(str), format="ISO8601").to_numpy().astype("datetime64[D]")
+def _pack_rows(eps: pd.DataFrame, types: pd.DataFrame, layout: str, now: datetime) -> list[dict]:
+    """One `outcome_pack` row per clinic of `eps` (sorted by clinic, episode). Columns are converted once for all
+    clinics, then cut per clinic: per-clinic pandas work cost more than the query."""
+    if eps.empty:
+        return []
+    rec = np.zeros(len(eps), dtype=EPISODE_DTYPE)
+    rec["episode_id"] = eps["episode_id"].to_numpy(dtype=np.int64)
+    rec["patient"] = pd.factorize(eps["patient_id"])[0]  # renumbered per clinic below
+    start = pd.to_datetime(eps["start_date"].astype(str), format="ISO8601").to_numpy().astype("datetime64[D]")
     rec["start_day"] = start.astype(np.int64)
-    rec["sex"] = _codes(ep["sex"], SEXES)
-    rec["adherence_band"] = _codes(ep["adherence_band"], BAND_NAMES)
-    rec["days_to_mcid"] = pd.to_numeric(ep["days_to_mcid"], errors="coerce").to_numpy(dtype=float)
+    rec["sex"] = _codes(eps["sex"], SEXES)
+    rec["adherence_band"] = _codes(eps["adherence_band"], BAND_NAMES)
+    rec["days_to_mcid"] = pd.to_numeric(eps["days_to_mcid"], errors="coerce").to_numpy(dtype=float)
     for name in _COPIED:
-        values = pd.to_numeric(ep[name], errors="coerce").astype(float)
+        values = pd.to_numeric(eps[name], errors="coerce").astype(float)
         rec[name] = values.fillna(0).to_numpy() if EPISODE_DTYPE[name].kind == "i" else values.to_numpy()
-    trec = np.zeros(len(ty), dtype=TYPE_DTYPE)
-    if len(ty):
-        trec["row"] = np.searchsorted(rec["episode_id"], ty["episode_id"].to_numpy(dtype=np.int64))
-        trec["setting"] = _codes(ty["setting"], SETTING_CODES)
-        trec["exercise_type"] = _codes(ty["exercise_type"], type_names)
-        trec["share"] = pd.to_numeric(ty["share"]).to_numpy(dtype=float)
-        trec["minutes"] = pd.to_numeric(ty["minutes"], errors="coerce").to_numpy(dtype=float)
-    return {
-        "clinic_id": clinic,
-        "layout": layout,
-        "n_episodes": len(rec),
-        "n_type_rows": len(trec),
-        "names": json.dumps({"therapists": therapists, "types": type_names}),
-        "episodes": rec.tobytes(),
-        "types": trec.tobytes(),
-        "built_at": now,
-    }
+    clinic = eps["clinic_id"].to_numpy(dtype=object)
+    therapist = eps["therapist_id"].to_numpy(dtype=object)
+    bounds = np.flatnonzero(np.r_[True, clinic[1:] != clinic[:-1], True])
+
+    # each type record's episode row, then the type records grouped by clinic in episode order
+    order = np.argsort(rec["episode_id"], kind="stable")
+    t_ids = types["episode_id"].to_numpy(dtype=np.int64) if len(types) else np.zeros(0, np.int64)
+    t_pos = order[np.searchsorted(rec["episode_id"], t_ids, sorter=order)] if len(t_ids) else t_ids
+    t_order = np.argsort(t_pos, kind="stable")
+    t_pos = t_pos[t_order]
+    t_setting = (
+        _codes(types["setting"].to_numpy(dtype=object)[t_order], SETTING_CODES) if len(t_ids) else t_ids
+    )
+    t_type = types["exercise_type"].to_numpy(dtype=object)[t_order] if len(t_ids) else t_ids
+    t_share = pd.to_numeric(types["share"]).to_numpy(dtype=float)[t_order] if len(t_ids) else t_ids
+    t_minutes = (
+        pd.to_numeric(types["minutes"], errors="coerce").to_numpy(dtype=float)[t_order]
+        if len(t_ids)
+        else t_ids
+    )
+    t_bounds = np.searchsorted(t_pos, bounds)
+
+    rows = []
+    for k in range(len(bounds) - 1):
+        lo, hi = bounds[k], bounds[k + 1]
+        r = rec[lo:hi].copy()
+        r["patient"] = pd.factorize(r["patient"])[0]
+        therapists = sorted({t for t in therapist[lo:hi] if t is not None})
+        r["therapist"] = _codes(therapist[lo:hi], therapists)
+        tlo, thi = t_bounds[k], t_bounds[k + 1]
+        type_names = sorted(set(t_type[tlo:thi]))
+        tr = np.zeros(thi - tlo, dtype=TYPE_DTYPE)
+        tr["row"] = t_pos[tlo:thi] - lo
+        tr["setting"] = t_setting[tlo:thi]
+        tr["exercise_type"] = _codes(t_type[tlo:thi], type_names)
+        tr["share"] = t_share[tlo:thi]
+        tr["minutes"] = t_minutes[tlo:thi]
+        rows.append(
+            {
+                "clinic_id": str(clinic[lo]),
+                "layout": layout,
+                "n_episodes": len(r),
+                "n_type_rows": len(tr),
+                "names": json.dumps({"therapists": therapists, "types": type_names}),
+                "episodes": r.tobytes(),
+                "types": tr.tobytes(),
+                "built_at": now,
+            }
+        )
+    return rows
 
 
 # --- reading (dashboard) -------------------------------------------------------------------------------------------

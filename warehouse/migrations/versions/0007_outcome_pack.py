@@ -27,12 +27,29 @@ def upgrade() -> None:
     op.create_table(
         "outcome_pack",
         sa.Column("clinic_id", sa.String(64), nullable=False),
-        sa.Column("layout", sa.String(64), nullable=False),
+        sa.Column(
+            "layout", sa.String(64), nullable=False, comment="rules and column layout the pack was built with"
+        ),
         sa.Column("n_episodes", sa.Integer, nullable=False),
         sa.Column("n_type_rows", sa.Integer, nullable=False),
-        sa.Column("names", sa.Text, nullable=False),
-        sa.Column("episodes", sa.LargeBinary, nullable=False),
-        sa.Column("types", sa.LargeBinary, nullable=False),
+        sa.Column(
+            "names",
+            sa.Text,
+            nullable=False,
+            comment="JSON: the therapist and exercise-type ids the codes index",
+        ),
+        sa.Column(
+            "episodes",
+            sa.LargeBinary,
+            nullable=False,
+            comment="one packed record per episode (outcome_pack.py)",
+        ),
+        sa.Column(
+            "types",
+            sa.LargeBinary,
+            nullable=False,
+            comment="one packed record per episode x setting x type",
+        ),
         sa.Column("built_at", sa.DateTime, nullable=False),
         sa.PrimaryKeyConstraint("clinic_id", name=op.f("pk_outcome_pack")),
         comment="Per clinic, the outcomes page's rules evaluated for every episode, as packed columns "
