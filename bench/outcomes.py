@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         ms, tables = _ms(naive_tables, engine, f)
         naive_ms.append(ms)
         if i == 0:
-            agree = _same_numbers(q.outcome_aggregates(engine, scope, f), tables)
+            agree = _same_numbers(page.aggregates_for(ctx, f), tables)
         del tables
     load_after = os.getloadavg()
 

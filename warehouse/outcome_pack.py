@@ -6,9 +6,11 @@ is 0.5-1.3 s clinic-wide at 100k patients on SQLite (each aggregate ~6-25 ms per
 over packed columns take a few milliseconds each with numpy. The rules themselves stay SQL
 (`warehouse.outcome_rules.episode_sql`): the pack stores their results, it does not re-implement them.
 
-- One row of `outcome_pack` per clinic: every episode of the clinic as an `EPISODE_DTYPE` record and every
-  (episode, setting, exercise type) whose share of the setting's dose reaches `TYPE_SHARE` as a `TYPE_DTYPE` record.
-  Therapists and exercise types are small integer codes into the row's `names` (JSON).
+- One row of `outcome_pack` per clinic: every episode of the clinic with the fields of `EPISODE_DTYPE`, and every
+  (episode, setting, exercise type) whose share of the setting's dose reaches `TYPE_SHARE` with those of
+  `TYPE_DTYPE`. Stored column after column (each field's values contiguous, in the dtype's field order), not record
+  after record: the reader sums one field at a time, and strided reads through 200-byte records cost more than
+  the sums. Therapists and exercise types are small integer codes into the row's `names` (JSON).
 - `layout` names the record layout, the type-share threshold, the flag rules and the catalog thresholds the pack was
   built with; a reader uses a pack only when it equals `pack_layout(...)` for its own rules, else it falls back to SQL.
 - The summary refresh rebuilds the packs of every clinic whose episodes it touched, in the load's transaction
@@ -52,7 +54,7 @@ from warehouse.schema import (
     patients,
 )
 
-PACK_VERSION = 1
+PACK_VERSION = 2  # 2: column after column
 #: Adherence bands by code (the last is "none scheduled").
 BAND_NAMES: tuple[str, ...] = (*(b[0] for b in ADHERENCE_BANDS), NO_HOME)
 #: Settings by code: the dose mart's 'all' (both together), then home, clinic.
@@ -280,28 +282,44 @@ def _pack_rows(eps: pd.DataFrame, types: pd.DataFrame, layout: str, now: datetim
                 "n_episodes": len(r),
                 "n_type_rows": len(tr),
                 "names": json.dumps({"therapists": therapists, "types": type_names}),
-                "episodes": r.tobytes(),
-                "types": tr.tobytes(),
+                "episodes": _columns_bytes(r),
+                "types": _columns_bytes(tr),
                 "built_at": now,
             }
         )
     return rows
 
 
+def _columns_bytes(records: np.ndarray) -> bytes:
+    return b"".join(np.ascontiguousarray(records[name]).tobytes() for name in records.dtype.names)
+
+
 # --- reading (dashboard) -------------------------------------------------------------------------------------------
 @dataclass
 class Packs:
-    """The packs of some clinics, concatenated: episode records, type records (`row` into `episodes`), and per
-    episode/type record the names its codes stand for."""
+    """The packs of some clinics, concatenated: episode columns (the fields of `EPISODE_DTYPE`; `patient` numbered
+    across packs), type columns (`TYPE_DTYPE`; `row` indexes the episode columns), and the names the codes stand
+    for (`therapist` -> `therapists`, -1 without one; `exercise_type` -> `type_names`; `clinic` -> `clinics`)."""
 
-    episodes: np.ndarray
-    types: np.ndarray
-    clinic: np.ndarray  # per episode: index into `clinics`
+    episodes: dict[str, np.ndarray]
+    types: dict[str, np.ndarray]
+    clinic: np.ndarray
     clinics: list[str]
-    therapist: np.ndarray  # per episode: index into `therapists`, -1 without one
     therapists: list[str]
-    exercise_type: np.ndarray  # per type record: index into `type_names`
     type_names: list[str]
+
+    @property
+    def n(self) -> int:
+        return len(self.clinic)
+
+
+def _split_columns(blob: bytes, dtype: np.dtype, n: int) -> dict[str, np.ndarray]:
+    out, offset = {}, 0
+    for name in dtype.names:
+        field = dtype[name]
+        out[name] = np.frombuffer(blob, dtype=field, count=n, offset=offset)
+        offset += field.itemsize * n
+    return out
 
 
 def read_packs(conn: Connection, where: ColumnElement[bool], layout: str) -> Packs | None:
@@ -309,47 +327,42 @@ def read_packs(conn: Connection, where: ColumnElement[bool], layout: str) -> Pac
     of them was built with another layout (the caller falls back to SQL)."""
     p = outcome_pack.c
     rows = conn.execute(
-        select(p.clinic_id, p.layout, p.names, p.episodes, p.types).where(where).order_by(p.clinic_id)
+        select(p.clinic_id, p.layout, p.n_episodes, p.n_type_rows, p.names, p.episodes, p.types)
+        .where(where)
+        .order_by(p.clinic_id)
     ).all()
     if any(r.layout != layout for r in rows):
         return None
-    ep_parts, ty_parts, clinic_parts, ther_parts, type_parts = [], [], [], [], []
     therapists: dict[str, int] = {}
     type_names: dict[str, int] = {}
+    ep_parts: list[dict[str, np.ndarray]] = []
+    ty_parts: list[dict[str, np.ndarray]] = []
     offset = patient_offset = 0
-    for i, r in enumerate(rows):
+    for r in rows:
         names = json.loads(r.names)
-        ep = np.frombuffer(r.episodes, dtype=EPISODE_DTYPE).copy()
-        ty = np.frombuffer(r.types, dtype=TYPE_DTYPE).copy()
-        ep["patient"] += patient_offset
-        patient_offset = int(ep["patient"].max()) + 1 if len(ep) else patient_offset
-        ty["row"] += offset
-        offset += len(ep)
+        ep = _split_columns(r.episodes, EPISODE_DTYPE, r.n_episodes)
+        ty = _split_columns(r.types, TYPE_DTYPE, r.n_type_rows)
         t_map = np.array([therapists.setdefault(t, len(therapists)) for t in names["therapists"]] + [-1])
         x_map = np.array([type_names.setdefault(t, len(type_names)) for t in names["types"]] + [-1])
+        ep |= {
+            "patient": ep["patient"] + patient_offset,
+            "therapist": t_map[ep["therapist"].astype(np.int64)],  # -1 indexes the trailing -1
+        }
+        ty |= {"row": ty["row"] + offset, "exercise_type": x_map[ty["exercise_type"].astype(np.int64)]}
+        patient_offset = int(ep["patient"].max()) + 1 if r.n_episodes else patient_offset
+        offset += r.n_episodes
         ep_parts.append(ep)
         ty_parts.append(ty)
-        clinic_parts.append(np.full(len(ep), i, dtype=np.int32))
-        ther_parts.append(t_map[ep["therapist"].astype(np.int64)])  # -1 indexes the trailing -1
-        type_parts.append(x_map[ty["exercise_type"].astype(np.int64)])
-    if not rows:
-        return Packs(
-            np.zeros(0, EPISODE_DTYPE),
-            np.zeros(0, TYPE_DTYPE),
-            np.zeros(0, np.int32),
-            [],
-            np.zeros(0, np.int64),
-            [],
-            np.zeros(0, np.int64),
-            [],
-        )
+    counts = [r.n_episodes for r in rows]
     return Packs(
-        np.concatenate(ep_parts),
-        np.concatenate(ty_parts),
-        np.concatenate(clinic_parts),
+        {n: _concat([x[n] for x in ep_parts], EPISODE_DTYPE[n]) for n in EPISODE_DTYPE.names},
+        {n: _concat([x[n] for x in ty_parts], TYPE_DTYPE[n]) for n in TYPE_DTYPE.names},
+        np.repeat(np.arange(len(rows), dtype=np.int32), counts),
         [r.clinic_id for r in rows],
-        np.concatenate(ther_parts),
         list(therapists),
-        np.concatenate(type_parts),
         list(type_names),
     )
+
+
+def _concat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)

@@ -52,18 +52,18 @@ def load_packs(
         expected = conn.execute(
             select(func.count()).select_from(episode_summary).where(summary_where)
         ).scalar()
-    return packs if int(expected or 0) == len(packs.episodes) else None
+    return packs if int(expected or 0) == packs.n else None
 
 
 def filter_mask(packs: Packs, filters: oq.OutcomeFilters) -> np.ndarray:
     """The episodes the filters keep (the clinic filter was applied when reading). NaN never passes a band."""
     e = packs.episodes
-    keep = np.ones(len(e), dtype=bool)
+    keep = np.ones(packs.n, dtype=bool)
     if filters.therapist_id:
         code = (
             packs.therapists.index(filters.therapist_id) if filters.therapist_id in packs.therapists else -2
         )
-        keep &= packs.therapist == code
+        keep &= e["therapist"] == code
     if filters.start_from:
         keep &= e["start_day"] >= _day(filters.start_from)
     if filters.start_to:
@@ -80,50 +80,54 @@ def filter_mask(packs: Packs, filters: oq.OutcomeFilters) -> np.ndarray:
     return keep
 
 
-def _term(
-    cols: np.ndarray | _Rows, op: str, names: tuple[str, ...]
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per episode: the value summed (None: count rows) and, for "sum"/"sumsq", whether it is not null (a group
-    with no value sums to NULL, as in SQL)."""
-    x = [cols[n].astype(float) for n in names]
-    if op == "rows":
-        return None, None
-    if op == "count":
-        return (~np.isnan(x[0])).astype(float), None
-    if op in ("sum", "sumsq"):
-        valid = ~np.isnan(x[0])
-        v = np.where(valid, x[0], 0.0)
-        return (v * v if op == "sumsq" else v), valid
-    if op == "null":
-        return np.isnan(x[0]).astype(float), None
-    if op == "null_given":
-        return (~np.isnan(x[0]) & np.isnan(x[1])).astype(float), None
-    if op == "both":
-        return (~np.isnan(x[0]) & ~np.isnan(x[1])).astype(float), None
-    raise ValueError(f"unknown aggregate {op!r}")
-
-
 class _Rows:
-    """Columns of `records` at `rows`, taken when asked (the type rows repeat episodes: copying whole records for
-    them would cost ~200 bytes per row)."""
+    """Columns at `rows` (all when None), each taken when first asked: only the fields a grouping sums are copied."""
 
-    def __init__(self, records: np.ndarray, rows: np.ndarray) -> None:
-        self.records, self.rows = records, rows
+    def __init__(self, columns: dict[str, np.ndarray], rows: np.ndarray | None) -> None:
+        self.columns, self.rows = columns, rows
+        self._taken: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.records[name][self.rows]
+        if name not in self._taken:
+            col = self.columns[name]
+            self._taken[name] = col if self.rows is None else col[self.rows]
+        return self._taken[name]
 
 
-def _group_sums(
-    cols: np.ndarray | _Rows, groups: np.ndarray, n: int, terms: list[oq.SumTerm]
-) -> dict[str, np.ndarray]:
+def _group_sums(cols: _Rows, groups: np.ndarray, n: int, terms: list[oq.SumTerm]) -> dict[str, np.ndarray]:
+    """`terms` per group (`groups`: each row's group number, `n` groups), with SQL's NULL rules: "count" counts
+    non-null values, a "sum" of no values is NULL (NaN). Each column's null mask is computed once."""
+    valid: dict[str, np.ndarray] = {}
+    filled: dict[str, np.ndarray] = {}
+
+    def column(name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in valid:
+            x = np.asarray(cols[name], dtype=float)
+            valid[name] = ~np.isnan(x)
+            filled[name] = np.where(valid[name], x, 0.0)
+        return valid[name], filled[name]
+
+    def total(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(groups, weights=weights, minlength=n).astype(float)
+
     out: dict[str, np.ndarray] = {}
     for label, op, names in terms:
-        values, valid = _term(cols, op, names)
-        total = np.bincount(groups, weights=values, minlength=n).astype(float)
-        if valid is not None:
-            total[np.bincount(groups, weights=valid.astype(float), minlength=n) == 0] = np.nan
-        out[label] = total
+        if op == "rows":
+            out[label] = total(None)
+            continue
+        ok, x = column(names[0])
+        if op == "count":
+            out[label] = total(ok)
+        elif op in ("sum", "sumsq"):
+            out[label] = total(x * x if op == "sumsq" else x)
+            out[label][total(ok) == 0] = np.nan
+        elif op == "null":
+            out[label] = total(~ok)
+        elif op in ("null_given", "both"):
+            ok2, _ = column(names[1])
+            out[label] = total(ok & (~ok2 if op == "null_given" else ok2))
+        else:
+            raise ValueError(f"unknown aggregate {op!r}")
     return out
 
 
@@ -151,7 +155,7 @@ def _weekly_band(weekly: np.ndarray) -> np.ndarray:
 def packed_parts(packs: Packs, filters: oq.OutcomeFilters, max_points: int = 3000):
     """The rows the grouped SQL statement returns (part, k1, k2, k3, sums) and the scatter pairs, from the packs."""
     keep = filter_mask(packs, filters)
-    e = packs.episodes[keep]
+    e = _Rows(packs.episodes, None if keep.all() else np.flatnonzero(keep))
     terms, type_terms = oq.sum_terms(), oq.sum_terms(per_type=True)
     names = [t[0] for t in terms]
     frames = []
@@ -159,14 +163,12 @@ def packed_parts(packs: Packs, filters: oq.OutcomeFilters, max_points: int = 300
     # types x weekly-dose band x days to MCID, over the types each kept episode counts for in the setting
     setting = SETTING_CODES.index(filters.setting or SETTING_CODES[0])
     t = packs.types
-    position = np.cumsum(keep) - 1
-    sel = (t["setting"] == setting) & keep[t["row"]]
-    rows = position[t["row"][sel]]
-    te = _Rows(e, rows)
+    sel = np.flatnonzero((t["setting"] == setting) & keep[t["row"]])
+    te = _Rows(packs.episodes, t["row"][sel])
     weeks = te["weeks_observed"]
     weekly = t["minutes"][sel] / np.where(weeks < 1.0, 1.0, weeks)
     band = _weekly_band(weekly)
-    type_code = packs.exercise_type[sel]
+    type_code = t["exercise_type"][sel]
     type_days = te["days_to_mcid"]
     first, groups = _codes(type_code, band + 1, _nullable(type_days))
     sums = _group_sums(te, groups, len(first), type_terms)
