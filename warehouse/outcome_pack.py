@@ -10,7 +10,8 @@ over packed columns take a few milliseconds each with numpy. The rules themselve
   (episode, setting, exercise type) whose share of the setting's dose reaches `TYPE_SHARE` with those of
   `TYPE_DTYPE`. Stored column after column (each field's values contiguous, in the dtype's field order), not record
   after record: the reader sums one field at a time, and strided reads through 200-byte records cost more than
-  the sums. Therapists and exercise types are small integer codes into the row's `names` (JSON).
+  the sums; fields of one dtype form one (fields x rows) block, so joining 300 clinics' packs is one concatenation
+  per dtype. Therapists and exercise types are small integer codes into the row's `names` (JSON).
 - `layout` names the record layout, the type-share threshold, the flag rules and the catalog thresholds the pack was
   built with; a reader uses a pack only when it equals `pack_layout(...)` for its own rules, else it falls back to SQL.
 - The summary refresh rebuilds the packs of every clinic whose episodes it touched, in the load's transaction
@@ -54,7 +55,7 @@ from warehouse.schema import (
     patients,
 )
 
-PACK_VERSION = 2  # 2: column after column
+PACK_VERSION = 3  # 3: one (fields x rows) block per dtype
 #: Adherence bands by code (the last is "none scheduled").
 BAND_NAMES: tuple[str, ...] = (*(b[0] for b in ADHERENCE_BANDS), NO_HOME)
 #: Settings by code: the dose mart's 'all' (both together), then home, clinic.
@@ -281,7 +282,9 @@ def _pack_rows(eps: pd.DataFrame, types: pd.DataFrame, layout: str, now: datetim
                 "layout": layout,
                 "n_episodes": len(r),
                 "n_type_rows": len(tr),
-                "names": json.dumps({"therapists": therapists, "types": type_names}),
+                "names": json.dumps(
+                    {"therapists": therapists, "types": type_names, "patients": int(r["patient"].max()) + 1}
+                ),
                 "episodes": _columns_bytes(r),
                 "types": _columns_bytes(tr),
                 "built_at": now,
@@ -290,8 +293,25 @@ def _pack_rows(eps: pd.DataFrame, types: pd.DataFrame, layout: str, now: datetim
     return rows
 
 
+def _dtype_groups(dtype: np.dtype) -> list[tuple[np.dtype, list[str]]]:
+    """The fields of `dtype` grouped by their type, in order of first appearance: a pack stores each group as one
+    (fields x rows) block, so a reader joins all clinics' packs with one concatenation per group."""
+    groups: dict[np.dtype, list[str]] = {}
+    for name in dtype.names:
+        groups.setdefault(dtype[name], []).append(name)
+    return list(groups.items())
+
+
+EPISODE_GROUPS = _dtype_groups(EPISODE_DTYPE)
+TYPE_GROUPS = _dtype_groups(TYPE_DTYPE)
+
+
 def _columns_bytes(records: np.ndarray) -> bytes:
-    return b"".join(np.ascontiguousarray(records[name]).tobytes() for name in records.dtype.names)
+    groups = EPISODE_GROUPS if records.dtype == EPISODE_DTYPE else TYPE_GROUPS
+    return b"".join(
+        np.stack([records[n] for n in names]).astype(dtype, copy=False).tobytes() if len(records) else b""
+        for dtype, names in groups
+    )
 
 
 # --- reading (dashboard) -------------------------------------------------------------------------------------------
@@ -313,13 +333,36 @@ class Packs:
         return len(self.clinic)
 
 
-def _split_columns(blob: bytes, dtype: np.dtype, n: int) -> dict[str, np.ndarray]:
-    out, offset = {}, 0
-    for name in dtype.names:
-        field = dtype[name]
-        out[name] = np.frombuffer(blob, dtype=field, count=n, offset=offset)
-        offset += field.itemsize * n
+def _join_columns(
+    blobs: list[bytes], counts: list[int], groups: list[tuple[np.dtype, list[str]]]
+) -> dict[str, np.ndarray]:
+    """The columns of several packs' blobs, one after the other (one concatenation per dtype group)."""
+    position = [0] * len(blobs)
+    out: dict[str, np.ndarray] = {}
+    for dtype, names in groups:
+        k = len(names)
+        blocks = []
+        for i, (blob, n) in enumerate(zip(blobs, counts, strict=True)):
+            if n:
+                blocks.append(np.frombuffer(blob, dtype=dtype, count=k * n, offset=position[i]).reshape(k, n))
+                position[i] += k * n * dtype.itemsize
+        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((k, 0), dtype=dtype)
+        out |= {name: matrix[j] for j, name in enumerate(names)}
     return out
+
+
+def _global_codes(local: np.ndarray, per_pack: list[list[str]], counts: list[int], index: dict[str, int]):
+    """Per-pack codes (-1: none) as codes into one list of names (`index`, filled here)."""
+    maps = [
+        np.array([index.setdefault(x, len(index)) for x in names] + [-1], dtype=np.int64)
+        for names in per_pack
+    ]
+    if not maps:
+        return np.zeros(0, dtype=np.int64)
+    base = np.cumsum([0] + [len(m) for m in maps])[:-1]
+    none = np.repeat(np.array([len(m) - 1 for m in maps], dtype=np.int64), counts)
+    local = local.astype(np.int64)
+    return np.concatenate(maps)[np.repeat(base, counts) + np.where(local < 0, none, local)]
 
 
 def read_packs(conn: Connection, where: ColumnElement[bool], layout: str) -> Packs | None:
@@ -333,36 +376,26 @@ def read_packs(conn: Connection, where: ColumnElement[bool], layout: str) -> Pac
     ).all()
     if any(r.layout != layout for r in rows):
         return None
-    therapists: dict[str, int] = {}
-    type_names: dict[str, int] = {}
-    ep_parts: list[dict[str, np.ndarray]] = []
-    ty_parts: list[dict[str, np.ndarray]] = []
-    offset = patient_offset = 0
-    for r in rows:
-        names = json.loads(r.names)
-        ep = _split_columns(r.episodes, EPISODE_DTYPE, r.n_episodes)
-        ty = _split_columns(r.types, TYPE_DTYPE, r.n_type_rows)
-        t_map = np.array([therapists.setdefault(t, len(therapists)) for t in names["therapists"]] + [-1])
-        x_map = np.array([type_names.setdefault(t, len(type_names)) for t in names["types"]] + [-1])
-        ep |= {
-            "patient": ep["patient"] + patient_offset,
-            "therapist": t_map[ep["therapist"].astype(np.int64)],  # -1 indexes the trailing -1
-        }
-        ty |= {"row": ty["row"] + offset, "exercise_type": x_map[ty["exercise_type"].astype(np.int64)]}
-        patient_offset = int(ep["patient"].max()) + 1 if r.n_episodes else patient_offset
-        offset += r.n_episodes
-        ep_parts.append(ep)
-        ty_parts.append(ty)
+    names = [json.loads(r.names) for r in rows]
     counts = [r.n_episodes for r in rows]
+    type_counts = [r.n_type_rows for r in rows]
+    eps = _join_columns([r.episodes for r in rows], counts, EPISODE_GROUPS)
+    types = _join_columns([r.types for r in rows], type_counts, TYPE_GROUPS)
+    patients = np.cumsum([0] + [x["patients"] for x in names])[:-1]
+    eps["patient"] = eps["patient"] + np.repeat(patients, counts)
+    therapists: dict[str, int] = {}
+    eps["therapist"] = _global_codes(eps["therapist"], [x["therapists"] for x in names], counts, therapists)
+    starts = np.cumsum([0] + counts)[:-1]
+    types["row"] = types["row"] + np.repeat(starts, type_counts)
+    type_names: dict[str, int] = {}
+    types["exercise_type"] = _global_codes(
+        types["exercise_type"], [x["types"] for x in names], type_counts, type_names
+    )
     return Packs(
-        {n: _concat([x[n] for x in ep_parts], EPISODE_DTYPE[n]) for n in EPISODE_DTYPE.names},
-        {n: _concat([x[n] for x in ty_parts], TYPE_DTYPE[n]) for n in TYPE_DTYPE.names},
+        eps,
+        types,
         np.repeat(np.arange(len(rows), dtype=np.int32), counts),
         [r.clinic_id for r in rows],
         list(therapists),
         list(type_names),
     )
-
-
-def _concat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
