@@ -132,17 +132,37 @@ def _group_sums(cols: _Rows, groups: np.ndarray, n: int, terms: list[oq.SumTerm]
 
 
 def _codes(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group numbers for rows keyed by several small non-negative integer keys: (first row of each group, group)."""
-    composite = np.zeros(len(keys[0]), dtype=np.int64)
+    """Group numbers for rows keyed by several small integer keys: (first row of each group, each row's group),
+    groups in key order. Dense keys (the usual case: months, bands, weeks) are numbered without sorting."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    composite = np.zeros(n, dtype=np.int64)
+    size = 1
     for k in keys:
-        composite = composite * 1_000_000 + k.astype(np.int64)
-    _uniq, first, groups = np.unique(composite, return_index=True, return_inverse=True)
-    return first, groups.reshape(-1)
+        k = k.astype(np.int64)
+        lo = int(k.min())
+        span = int(k.max()) - lo + 1
+        composite = composite * span + (k - lo)
+        size *= span
+    if size > 4 * n + 4096:  # sparse: sort
+        _uniq, first, groups = np.unique(composite, return_index=True, return_inverse=True)
+        return first, groups.reshape(-1)
+    first = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first, composite, np.arange(n, dtype=np.int64))
+    present = np.flatnonzero(first < n)
+    lookup = np.empty(size, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    return first[present], lookup[composite]
 
 
-def _nullable(values: np.ndarray, offset: int = 500_000) -> np.ndarray:
-    """A float key with NaN as a small non-negative integer code (0 = NULL)."""
-    return np.where(np.isnan(values), 0, np.nan_to_num(values) + offset).astype(np.int64)
+def _nullable(values: np.ndarray) -> np.ndarray:
+    """A float key of whole numbers as dense non-negative integer codes, NULL (NaN) as 0."""
+    missing = np.isnan(values)
+    if missing.all():
+        return np.zeros(len(values), dtype=np.int64)
+    low = np.nanmin(values)
+    return np.where(missing, 0, np.nan_to_num(values - low) + 1).astype(np.int64)
 
 
 def _weekly_band(weekly: np.ndarray) -> np.ndarray:
