@@ -311,7 +311,7 @@ def aggregates_for(ctx: AppContext, filters: q.OutcomeFilters) -> q.OutcomeAggre
 
 def view_for(ctx: AppContext, filters: q.OutcomeFilters) -> q.OutcomeView:
     """The filtered episodes' rows (model columns only), for the regressions."""
-    return q.outcome_rows(ctx.engine, ctx.scope(), filters, ctx.flag_rules, columns=q.MODEL_COLUMNS)
+    return qp.rows(ctx.engine, ctx.scope(), filters, ctx.flag_rules, columns=q.MODEL_COLUMNS)
 
 
 def _ci(mean: Any, lo: Any, hi: Any, digits: int = 1) -> str:

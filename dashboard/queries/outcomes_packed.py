@@ -15,6 +15,7 @@ check that both paths give the same tables (tests/dashboard/test_outcomes_packed
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, and_, func, select
 from dashboard.flags import FlagRules
 from dashboard.queries import outcomes as oq
 from dashboard.scope import Scope, scope_clause
-from warehouse.outcome_pack import BAND_NAMES, SETTING_CODES, Packs, pack_layout, read_packs
+from warehouse.outcome_pack import BAND_NAMES, EPISODE_DTYPE, SETTING_CODES, Packs, pack_layout, read_packs
 from warehouse.schema import episode_summary, outcome_pack
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -282,3 +283,73 @@ def aggregates(
     catalog = oq.measure_thresholds(engine) if catalog is None else catalog
     packed = packed_aggregates(engine, scope, filters, rules, catalog)
     return packed if packed is not None else oq.outcome_aggregates(engine, scope, filters, rules, catalog)
+
+
+#: Flags the row path returns as booleans, and 0/1 counts it returns as small integers (as `outcome_rows`).
+_BOOL = ("completed", "dropped_out", "ftp_due", "failure_to_progress", *(f"{m}_ceiling" for m in oq.MEASURES))
+_COUNT_SUFFIXES = ("_itt_n", "_itt_k", "_comp_n", "_comp_k", "_ceiling_n")
+
+
+def packed_rows(
+    packs: Packs, filters: oq.OutcomeFilters, names: list[str], columns: Sequence[str] | None
+) -> oq.OutcomeView:
+    """`outcome_rows` from the packs: the filtered episodes (in episode order) with the asked columns among `names`
+    (the rule columns in `episode_sql`'s order) and weeks to MCID, and the types each counts for in the setting."""
+    keep = filter_mask(packs, filters)
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(packs.episodes["episode_id"][idx], kind="stable")]
+    e = packs.episodes
+    data: dict[str, np.ndarray] = {}
+    for name in (n for n in names if columns is None or n in columns):
+        if name == "clinic_id":
+            data[name] = np.array(packs.clinics, dtype=object)[packs.clinic[idx]]
+        elif name == "therapist_id":
+            data[name] = np.array([*packs.therapists, None], dtype=object)[e["therapist"][idx]]
+        elif name == "episode_id":
+            data[name] = e[name][idx].astype(np.int64)
+        elif name in _BOOL:
+            data[name] = e[name][idx].astype(bool)
+        elif name.endswith(_COUNT_SUFFIXES):
+            data[name] = e[name][idx].astype(np.int8)
+        elif name in e:
+            data[name] = e[name][idx].astype(float)
+        else:
+            raise KeyError(f"the outcome packs do not hold {name!r}")
+    data["weeks_to_mcid"] = e["days_to_mcid"][idx] / 7.0
+    episodes = pd.DataFrame(data)
+
+    t = packs.types
+    setting = SETTING_CODES.index(filters.setting or SETTING_CODES[0])
+    sel = np.flatnonzero((t["setting"] == setting) & keep[t["row"]])
+    type_names = np.array(packs.type_names, dtype=object)[t["exercise_type"][sel]]
+    types = pd.DataFrame(
+        {
+            "episode_id": e["episode_id"][t["row"][sel]].astype(np.int64),
+            "exercise_type": type_names,
+            "share": t["share"][sel].astype(float),
+            "minutes": t["minutes"][sel].astype(float),
+        }
+    ).sort_values(["episode_id", "exercise_type"], ignore_index=True)
+    return oq.OutcomeView(episodes, types, pd.DataFrame(), filters)
+
+
+def rows(
+    engine: Engine,
+    scope: Scope,
+    filters: oq.OutcomeFilters,
+    rules: FlagRules,
+    catalog: pd.DataFrame | None = None,
+    columns: Sequence[str] | None = oq.MODEL_COLUMNS,
+) -> oq.OutcomeView:
+    """The comparison callback's rows: from the packs when they can answer, else `outcome_rows` (SQL)."""
+    catalog = oq.measure_thresholds(engine) if catalog is None else catalog
+    held = {"clinic_id", "therapist_id", *EPISODE_DTYPE.names}
+    packs = None
+    if columns is not None and set(columns) <= held:
+        packs = load_packs(engine, scope, filters, rules, catalog)
+    if packs is None:
+        return oq.outcome_rows(engine, scope, filters, rules, catalog, columns=columns)
+    names = list(oq._episode_rules(filters, catalog, rules, with_patient=True).cols)
+    view = packed_rows(packs, filters, names, columns)
+    view.catalog = catalog
+    return view

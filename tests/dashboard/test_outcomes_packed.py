@@ -133,3 +133,42 @@ def test_a_patient_who_changes_clinic_leaves_the_old_pack(loaded):
     assert_same(loaded, q.OutcomeFilters(clinic_id=old))
     assert_same(loaded, q.OutcomeFilters(clinic_id=new))
     assert_same(loaded, q.OutcomeFilters())
+
+
+def assert_same_rows(engine: Engine, filters: q.OutcomeFilters, scope: Scope = Scope.clinic_wide()) -> None:
+    """The comparison callback's rows and tables (OLS, benchmarks) from the packs equal the SQL row path's."""
+    catalog = q.measure_thresholds(engine)
+    packs = qp.load_packs(engine, scope, filters, FlagRules(), catalog)
+    assert packs is not None
+    names = list(q._episode_rules(filters, catalog, FlagRules(), with_patient=True).cols)
+    packed = qp.packed_rows(packs, filters, names, q.MODEL_COLUMNS)
+    sql = q.outcome_rows(engine, scope, filters, FlagRules(), catalog, columns=q.MODEL_COLUMNS)
+    pd.testing.assert_frame_equal(packed.episodes, sql.episodes, check_dtype=False)
+    pd.testing.assert_frame_equal(packed.types, sql.types, check_dtype=False)
+    packed.catalog = sql.catalog
+    for by in ("therapist_id", "clinic_id"):
+        pd.testing.assert_frame_equal(q.benchmarks(packed, by), q.benchmarks(sql, by), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        q.adjusted_comparison(packed), q.adjusted_comparison(sql), check_dtype=False
+    )
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        q.OutcomeFilters(),
+        q.OutcomeFilters(setting="home"),
+        q.OutcomeFilters(clinic_id="C1", therapist_id="T2"),
+    ],
+    ids=lambda f: f.describe(),
+)
+def test_packed_rows_give_the_row_path(traced, filters):
+    assert_same_rows(traced, filters)
+
+
+def test_packed_rows_on_a_loaded_export(loaded):
+    assert_same_rows(loaded, q.OutcomeFilters())
+    assert_same_rows(loaded, q.OutcomeFilters(setting="clinic", sex="F"))
+    # columns the packs do not hold: the SQL path answers
+    view = qp.rows(loaded, Scope.clinic_wide(), q.OutcomeFilters(), FlagRules(), columns=None)
+    assert "patient_id" in view.episodes

@@ -184,3 +184,31 @@ def test_mean_ci_sums_matches_mean_ci_and_its_edges():
         for got, want in ((mean[i], ref.mean), (sd[i], ref.sd), (lo[i], ref.lo), (hi[i], ref.hi)):
             assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-12, abs=1e-12)
     assert sd[3] == 0.0  # no spread: the variance is clipped at 0, never a NaN from -1e-17
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ols_fit_equals_statsmodels(seed):
+    """The cross-product OLS the page uses against statsmodels' own fit, on scales like the page's covariates
+    (baseline 0-10, age 20-90, weeks 0-200, adherence 0-1, overlapping 0/1 type indicators)."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    X = np.column_stack(
+        [
+            np.ones(n),
+            rng.integers(0, 2, n),
+            rng.integers(0, 2, n),
+            rng.uniform(0, 10, n).round(1),
+            rng.integers(20, 90, n),
+            rng.uniform(0, 200, n),
+            rng.uniform(0, 1, n),
+        ]
+    ).astype(float)
+    y = X @ np.array([1.0, -1.0, -0.5, -0.4, 0.01, 0.002, -2.0]) + rng.normal(0, 1.5, n)
+    ours = stats.ols_fit(y, X)
+    ref = sm.OLS(y, X).fit()
+    np.testing.assert_allclose(ours.params, ref.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.cov_params(), ref.cov_params(), rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(ours.conf_int(0.05), ref.conf_int(0.05), rtol=1e-8)
+    np.testing.assert_allclose(ours.pvalues, ref.pvalues, rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(ours.fittedvalues, ref.fittedvalues, rtol=1e-9)
+    assert ours.df_resid == ref.df_resid
