@@ -264,6 +264,7 @@ def layout(**_kwargs: Any) -> html.Div:
                     ]
                 ),
                 html.Div(id=ids.OUTCOMES_QUALITY),
+                html.Div(id=ids.OUTCOMES_QUALITY_WAREHOUSE),
             ),
             dcc.Download(id=ids.OUTCOMES_DOWNLOAD),
         ]
@@ -559,13 +560,33 @@ def quality_frames(ctx: AppContext, filters: q.OutcomeFilters) -> dict[str, pd.D
     return {
         "batches": q.etl_batch_rows(ctx.engine),
         "rejects": q.reject_reasons(ctx.engine),
-        "missing": q.quality_counts(ctx.engine, ctx.scope(), filters),
+        "missing": qp.quality(ctx.engine, ctx.scope(), filters, ctx.flag_rules),
     }
 
 
-def quality_panel(ctx: AppContext, filters: q.OutcomeFilters) -> list[Any]:
-    f = quality_frames(ctx, filters)
-    b = f["batches"]
+def quality_missing(ctx: AppContext, filters: q.OutcomeFilters) -> list[Any]:
+    """The part of the data-quality panel that depends on the filters (redrawn on every filter change)."""
+    missing_rows = [
+        {
+            "Measure": r["measure"],
+            "Episodes": r["episodes"],
+            "Patients missing baseline": r["patients_missing_baseline"],
+            "Patients missing follow-up": r["patients_missing_followup"],
+        }
+        for r in qp.quality(ctx.engine, ctx.scope(), filters, ctx.flag_rules).to_dict("records")
+    ]
+    return [
+        html.H3("Patients missing baseline or follow-up (these filters)", className="h6 mt-2"),
+        html_table(
+            missing_rows, ["Measure", "Episodes", "Patients missing baseline", "Patients missing follow-up"]
+        ),
+    ]
+
+
+def quality_warehouse(ctx: AppContext) -> list[Any]:
+    """ETL batches and rejects: whole warehouse, the same whatever the filters, so drawn once per page visit."""
+    b = q.etl_batch_rows(ctx.engine)
+    rejects = q.reject_reasons(ctx.engine)
     batches = html_table(
         [
             {
@@ -583,32 +604,24 @@ def quality_panel(ctx: AppContext, filters: q.OutcomeFilters) -> list[Any]:
         ],
         ["Batch", "File", "Kind", "Status", "Loaded", "Read", "New", "Updated", "Rejected"],
     )
-    rejects = html_table(
+    table = html_table(
         [
             {"File": r["file_name"], "Reason": r["reason"], "Rows": r["rows"]}
-            for r in f["rejects"].to_dict("records")
+            for r in rejects.to_dict("records")
         ],
         ["File", "Reason", "Rows"],
     )
-    missing_rows = [
-        {
-            "Measure": r["measure"],
-            "Episodes": r["episodes"],
-            "Patients missing baseline": r["patients_missing_baseline"],
-            "Patients missing follow-up": r["patients_missing_followup"],
-        }
-        for r in f["missing"].to_dict("records")
-    ]
     return [
-        html.H3("Patients missing baseline or follow-up (these filters)", className="h6 mt-2"),
-        html_table(
-            missing_rows, ["Measure", "Episodes", "Patients missing baseline", "Patients missing follow-up"]
-        ),
         html.H3("Rejected rows by reason and file (whole warehouse; values cut)", className="h6 mt-3"),
-        rejects if len(f["rejects"]) else html.Div("No rejected rows.", className="small text-muted"),
+        table if len(rejects) else html.Div("No rejected rows.", className="small text-muted"),
         html.H3("ETL batches (latest 50)", className="h6 mt-3"),
         batches,
     ]
+
+
+def quality_panel(ctx: AppContext, filters: q.OutcomeFilters) -> list[Any]:
+    """The whole data-quality panel (both parts), as the page shows it."""
+    return [*quality_missing(ctx, filters), *quality_warehouse(ctx)]
 
 
 def recovery_figure(ctx: AppContext, measure: str | None, band: str | None, clinic_id: str | None):
@@ -709,7 +722,15 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(Output(ids.OUTCOMES_QUALITY, "children"), _filter_inputs())
     def _quality(*values):
-        return quality_panel(ctx, filters_from_inputs(*values))
+        return quality_missing(ctx, filters_from_inputs(*values))
+
+    # batches and rejects do not depend on the filters: drawn once when the page loads (the container's own id
+    # is the input), not on every filter change
+    @app.callback(
+        Output(ids.OUTCOMES_QUALITY_WAREHOUSE, "children"), Input(ids.OUTCOMES_QUALITY_WAREHOUSE, "id")
+    )
+    def _quality_warehouse(_id):
+        return quality_warehouse(ctx)
 
     @app.callback(
         Output(ids.OUTCOMES_RECOVERY, "figure"),

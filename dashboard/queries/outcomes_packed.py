@@ -353,3 +353,39 @@ def rows(
     view = packed_rows(packs, filters, names, columns)
     view.catalog = catalog
     return view
+
+
+def packed_quality(packs: Packs, filters: oq.OutcomeFilters) -> pd.DataFrame:
+    """`quality_counts` from the packs: episodes, and distinct patients missing a baseline or a follow-up."""
+    keep = filter_mask(packs, filters)
+    e = packs.episodes
+    patient = e["patient"]
+    rows = []
+    for m in ("pain_leg", "odi"):
+        base, change = e[f"{m}_baseline"], e[f"{m}_change"]
+        no_base = keep & np.isnan(base)
+        no_fu = keep & ~np.isnan(base) & np.isnan(change)
+        rows.append(
+            {
+                "measure": oq.MEASURES[m],
+                "episodes": int(keep.sum()),
+                "patients_missing_baseline": len(np.unique(patient[no_base])),
+                "patients_missing_followup": len(np.unique(patient[no_fu])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def quality(
+    engine: Engine,
+    scope: Scope,
+    filters: oq.OutcomeFilters,
+    rules: FlagRules,
+    catalog: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Patients missing a baseline or a follow-up under the filters: from the packs, else counted in SQL."""
+    catalog = oq.measure_thresholds(engine) if catalog is None else catalog
+    packs = load_packs(engine, scope, filters, rules, catalog)
+    if packs is None:
+        return oq.quality_counts(engine, scope, filters, catalog)
+    return packed_quality(packs, filters)

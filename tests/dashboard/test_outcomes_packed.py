@@ -172,3 +172,13 @@ def test_packed_rows_on_a_loaded_export(loaded):
     # columns the packs do not hold: the SQL path answers
     view = qp.rows(loaded, Scope.clinic_wide(), q.OutcomeFilters(), FlagRules(), columns=None)
     assert "patient_id" in view.episodes
+
+
+def test_packed_quality_counts_equal_sql(loaded):
+    catalog = q.measure_thresholds(loaded)
+    for filters in (q.OutcomeFilters(), q.OutcomeFilters(severity="severe"), q.OutcomeFilters(sex="M")):
+        packs = qp.load_packs(loaded, Scope.clinic_wide(), filters, FlagRules(), catalog)
+        got = qp.packed_quality(packs, filters)
+        want = q.quality_counts(loaded, Scope.clinic_wide(), filters, catalog)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        assert want["patients_missing_followup"].sum() > 0
