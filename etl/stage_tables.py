@@ -62,3 +62,20 @@ stage_patients = _temp(
     Column("clinic_name", String(200)),
     Column("therapist_name", String(200)),
 )
+
+# The summary refresh's episode windows of one block of patients (etl/summary.py): which scores and sessions belong
+# to which episode, and its baseline window. Joined with the facts so that only per-episode aggregates come back.
+stage_windows = _temp(
+    "stage_windows",
+    Column("episode_id", Integer, primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("window_end", DateTime, nullable=False),
+    Column("baseline_lo", DateTime, nullable=False),
+    Column("baseline_hi", DateTime, nullable=False),
+    # the same window as days, for session dates, and the episode's recent window ([recent_start, recent_end))
+    Column("window_start_day", Date, nullable=False),
+    Column("window_end_day", Date, nullable=False),
+    Column("recent_start", Date, nullable=False),
+    Column("recent_end", Date, nullable=False),
+)
