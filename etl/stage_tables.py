@@ -67,7 +67,7 @@ stage_patients = _temp(
 # to which episode, and its baseline window. Joined with the facts so that only per-episode aggregates come back.
 stage_windows = _temp(
     "stage_windows",
-    Column("episode_id", Integer, primary_key=True),
+    Column("episode_id", Integer, primary_key=True, autoincrement=False),
     Column("patient_id", String(64), nullable=False),
     Column("window_start", DateTime, nullable=False),
     Column("window_end", DateTime, nullable=False),
