@@ -5,9 +5,9 @@
 .venv/bin/python -m bench.outcomes [--db PATH] [--rounds 3] [--naive-calls 2] [--clinic C046]
 ```
 
-Times the page's callback bodies as the server runs them (`main_outputs`: grouped SQL over the marts + tables +
-Plotly figures; `comparison_outputs`: the OLS fits over the filtered episodes' rows; `quality_panel`) over a fixed
-set of filter changes, clinic-wide (or in one clinic's scope with `--clinic`), and in the same run the naive
+Times the bodies of the three callbacks a filter change fires, as the server runs them (`main_outputs`: sums over
+the outcome packs + tables + Plotly figures; `comparison_outputs`: the OLS fits and benchmarks over the filtered
+episodes' rows; `quality_missing`: patients missing a baseline or follow-up) over a fixed set of filter changes, clinic-wide (or in one clinic's scope with `--clinic`), and in the same run the naive
 baseline (`bench.outcomes_naive`: whole tables read with pandas.read_sql every call, rules and filters in pandas).
 It also checks that the naive baseline and the page give the same numbers on the first filter set. Prints a table
 and writes everything (machine, load average before/after, git commit) to `bench/results/outcomes-<ts>.json`.
@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="passes over the filter changes (default 3)")
     ap.add_argument("--naive-calls", type=int, default=2, help="naive baseline calls (minutes each at 100k)")
     ap.add_argument("--clinic", help="time in this clinic's scope (a manager) instead of clinic-wide")
-    ap.add_argument("--skip-other", action="store_true", help="only the filter-change callback")
+    ap.add_argument(
+        "--skip-other",
+        action="store_true",
+        help="skip the once-per-visit warehouse part of the quality panel",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     args = ap.parse_args(argv)
     if not args.db.exists():
@@ -146,24 +150,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"warehouse {args.db}: {sizes}; scope {'clinic ' + args.clinic if args.clinic else 'clinic-wide'}")
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
 
-    page.main_outputs(ctx, q.OutcomeFilters())  # warm-up: imports, first connection, statement compilation
-    main_ms: list[float] = []
+    # A filter change fires three callbacks (Dash runs them in parallel where the server has workers): all three
+    # are timed for every filter set; the issue's target applies to each, and "all three" is their serial sum.
+    callbacks = {
+        "main (tables, charts)": page.main_outputs,
+        "comparison (OLS, benchmarks)": page.comparison_outputs,
+        "data quality (missing, filtered)": page.quality_missing,
+    }
+    for fn in callbacks.values():
+        fn(ctx, q.OutcomeFilters())  # warm-up: imports, first connection, statement compilation
+    times: dict[str, list[float]] = {name: [] for name in callbacks}
+    serial: list[float] = []
     per_filter: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for f in changes:
-            ms, _out = _ms(page.main_outputs, ctx, f)
-            main_ms.append(ms)
-            per_filter.setdefault(f.describe(), []).append(ms)
-    other: dict[str, dict[str, float]] = {}
+            total = 0.0
+            for name, fn in callbacks.items():
+                ms, _out = _ms(fn, ctx, f)
+                times[name].append(ms)
+                total += ms
+            serial.append(total)
+            per_filter.setdefault(f.describe(), []).append(times["main (tables, charts)"][-1])
+    main_ms = times["main (tables, charts)"]
+    other: dict[str, dict[str, float]] = {name: _stats(v) for name, v in times.items()} | {
+        "all three, one after the other": _stats(serial)
+    }
     if not args.skip_other:
-        subset = changes[:: max(1, len(changes) // 4)]
-        page.comparison_outputs(ctx, subset[0])  # statsmodels import
-        for name, fn in (("comparison (OLS)", page.comparison_outputs), ("data quality", page.quality_panel)):
-            other[name] = _stats([_ms(fn, ctx, f)[0] for f in subset])
-            print(
-                f"{name}: median {other[name]['median_ms']:.0f} ms, p95 {other[name]['p95_ms']:.0f} ms",
-                flush=True,
-            )
+        other["data quality (whole warehouse, once per visit)"] = _stats(
+            [_ms(page.quality_warehouse, ctx)[0] for _ in range(3)]
+        )
 
     naive_ms: list[float] = []
     agree: tuple[bool, str] | None = None
@@ -185,6 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  target p95 < {TARGET_P95_MS:.0f} ms: {'met' if s['p95_ms'] < TARGET_P95_MS else 'NOT met'}")
     for name, values in per_filter.items():
         print(f"    {statistics.median(values):8,.0f} ms  {name}")
+    print("every callback a filter change fires (same filter sets and rounds):")
+    for name, st in other.items():
+        verdict = ("met" if st["p95_ms"] < TARGET_P95_MS else "NOT met") if "once" not in name else "-"
+        print(
+            f"  {name:48s} median {st['median_ms']:7,.0f} ms   p95 {st['p95_ms']:7,.0f} ms   "
+            f"p95 < {TARGET_P95_MS:.0f} ms: {verdict}"
+        )
     if naive:
         print(f"naive pandas baseline ({naive['n']} calls): median {naive['median_ms'] / 1000:,.1f} s")
         print(f"  ratio naive / page (medians): {naive['median_ms'] / s['median_ms']:,.0f}x")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dashboard.runtime import one_blas_thread_per_worker
 from warehouse.config import db_url_from_env
 from warehouse.db import make_engine
 
@@ -38,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    one_blas_thread_per_worker()  # before numpy loads (dashboard/runtime.py)
     from dashboard.app import create_app
     from dashboard.auth import AuthConfig, AuthError
     from dashboard.auth.config import is_loopback

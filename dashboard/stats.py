@@ -88,8 +88,11 @@ def mean_ci_groups(values: pd.Series, groups: pd.Series, level: float = 0.95) ->
     """`mean_ci` per group, vectorised: columns n, mean, sd, lo, hi indexed by group (groups with no value left
     out). Same numbers as calling `mean_ci` on each group."""
     v = pd.to_numeric(values, errors="coerce").astype(float)
-    g = v.groupby(groups, sort=True)
-    out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)})
+    if isinstance(groups, pd.Series):
+        out = _mean_sd_by_codes(v, groups)
+    else:  # several keys: pandas groupby
+        g = v.groupby(groups, sort=True)
+        out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)})
     out = out[out["n"] > 0]
     dof = (out["n"] - 1).where(out["n"] > 1)
     tcrit = pd.Series(sps.t.ppf(0.5 + level / 2, dof.to_numpy(dtype=float)), index=out.index)
@@ -98,6 +101,23 @@ def mean_ci_groups(values: pd.Series, groups: pd.Series, level: float = 0.95) ->
     out["hi"] = out["mean"] + half
     out["n"] = out["n"].astype(int)
     return out
+
+
+def _mean_sd_by_codes(v: pd.Series, groups: pd.Series) -> pd.DataFrame:
+    """n, mean and sd (ddof 1, two passes) per group of one key, with numpy: grouping 100k episodes by 2,000
+    therapists through pandas' groupby took ~20 ms per statistic. Null keys and null values are left out."""
+    codes, uniques = pd.factorize(groups, sort=True)
+    x = v.to_numpy(dtype=float)
+    ok = (codes >= 0) & ~np.isnan(x)
+    c, x = codes[ok], x[ok]
+    k = len(uniques)
+    n = np.bincount(c, minlength=k).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(c, weights=x, minlength=k) / n
+        d = x - mean[c]
+        sd = np.where(n > 1, np.sqrt(np.bincount(c, weights=d * d, minlength=k) / (n - 1)), np.nan)
+    index = pd.Index(uniques, name=groups.name)
+    return pd.DataFrame({"n": n, "mean": mean, "sd": sd}, index=index)
 
 
 def mean_ci_sums(n: Any, total: Any, sumsq: Any, level: float = 0.95) -> tuple[np.ndarray, ...]:
@@ -138,10 +158,15 @@ def wilson_arrays(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np.n
 def _design(
     df: pd.DataFrame, outcome: str, terms: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(y, X with an intercept column, the complete-case rows as floats), built with numpy (pandas' astype and
+    dropna over 100k rows cost more than the fit)."""
     cols = [outcome, *terms]
-    data = df[cols].astype(float).dropna()
-    X = np.column_stack([np.ones(len(data)), data[list(terms)].to_numpy()]) if len(data) else np.empty((0, 0))
-    return data[outcome].to_numpy(), X, data
+    m = np.column_stack([df[c].to_numpy(dtype=float, na_value=np.nan) for c in cols]) if len(cols) else None
+    keep = ~np.isnan(m).any(axis=1)
+    m = m[keep]
+    data = pd.DataFrame(m, columns=cols, index=df.index[keep])
+    X = np.column_stack([np.ones(len(m)), m[:, 1:]]) if len(m) else np.empty((0, 0))
+    return m[:, 0], X, data
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ from typing import Any
 
 from flask import Flask
 
+from dashboard.runtime import one_blas_thread_per_worker
 from warehouse.config import db_url_from_env
 from warehouse.db import make_engine
 
 
 def create_server(db_url: str | None = None) -> Flask:
     """The Flask server of a dashboard on `db_url` (default: `$OUTCOMES_DB_URL`)."""
+    one_blas_thread_per_worker()  # before numpy loads (dashboard/runtime.py)
     from dashboard.app import create_app
     from dashboard.auth import AuthConfig, AuthError
     from dashboard.auth.users import count_active
