@@ -241,10 +241,11 @@ class AdjustedFit:
 def ols(df: pd.DataFrame, outcome: str, terms: Sequence[str]) -> AdjustedFit:
     """OLS with an intercept over the complete cases; terms that do not vary are dropped (they are collinear
     with the intercept). No fit (result None) when there are fewer rows than parameters + 2."""
-    _y, X, data = _design(df, outcome, terms)
+    y, X, data = _design(df, outcome, terms)
     varies = X.max(axis=0) > X.min(axis=0) if len(data) else np.zeros(len(terms) + 1, dtype=bool)
     kept = tuple(t for t, v in zip(terms, varies[1:], strict=True) if v)
-    y, X, data = _design(df, outcome, kept)
+    if kept != tuple(terms):  # the complete cases can change without the dropped terms
+        y, X, data = _design(df, outcome, kept)
     if len(data) < len(kept) + 3:
         return AdjustedFit(None, kept, data)
     return AdjustedFit(ols_fit(y, X), kept, data)
@@ -302,13 +303,19 @@ def adjusted_means(
 
 
 def indirect_standardised(
-    df: pd.DataFrame, outcome: str, group: str, covariates: Sequence[str], level: float = 0.95
+    df: pd.DataFrame,
+    outcome: str,
+    group: str,
+    covariates: Sequence[str],
+    level: float = 0.95,
+    fit: AdjustedFit | None = None,
 ) -> pd.DataFrame:
     """Per group (therapist or clinic): observed mean, expected mean (from an OLS of the outcome on the covariates
     over all groups) and the adjusted mean = overall mean + (observed - expected), with a t interval on the
-    group's residuals. Columns: group, n_model, observed, expected, adjusted, lo, hi."""
+    group's residuals. Columns: group, n_model, observed, expected, adjusted, lo, hi. `fit`: that OLS when the
+    caller has it already (`ols(df, outcome, covariates)`; therapists and clinics share it)."""
     cols = ["group", "n_model", "observed", "expected", "adjusted", "lo", "hi"]
-    fit = ols(df, outcome, covariates)
+    fit = ols(df, outcome, covariates) if fit is None else fit
     if fit.result is None:
         return pd.DataFrame(columns=cols)
     data = fit.data.assign(_group=df.loc[fit.data.index, group])

@@ -543,13 +543,16 @@ def comparison_outputs(ctx: AppContext, filters: q.OutcomeFilters) -> dict[str, 
     labels = _labels(ctx)
     adj = q.adjusted_comparison(view, labels)
     therapist_names, clinic_names = _names(ctx)
+    model = q.benchmark_model(view) if view.n else None
     return {
         ids.OUTCOMES_ADJUSTED: fig.adjusted_forest(adj, q.PRIMARY, "Leg pain"),
         ids.OUTCOMES_ADJUSTED_TABLE: adjusted_table(adj),
         ids.OUTCOMES_THERAPIST_TABLE: benchmark_table(
-            q.benchmarks(view, "therapist_id", therapist_names), "Therapist"
+            q.benchmarks(view, "therapist_id", therapist_names, model), "Therapist"
         ),
-        ids.OUTCOMES_CLINIC_TABLE: benchmark_table(q.benchmarks(view, "clinic_id", clinic_names), "Clinic"),
+        ids.OUTCOMES_CLINIC_TABLE: benchmark_table(
+            q.benchmarks(view, "clinic_id", clinic_names, model), "Clinic"
+        ),
     }
 
 

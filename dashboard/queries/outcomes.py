@@ -933,19 +933,32 @@ BENCHMARK_COLUMNS += ["responder_rate", "responder_lo", "responder_hi", "respond
 BENCHMARK_COLUMNS += ["small_n", "rank"]
 
 
-def benchmarks(view: OutcomeView, by: str, names: dict[str, str] | None = None) -> pd.DataFrame:
+BENCHMARK_TERMS: tuple[str, ...] = ("baseline", *COVARIATES)
+
+
+def benchmark_model(view: OutcomeView) -> stats.AdjustedFit:
+    """The case-mix OLS of the benchmarks (leg-pain change on baseline, age, symptom duration, adherence): one fit
+    serves the therapist and the clinic tables."""
+    df = view.episodes.assign(baseline=view.episodes[f"{PRIMARY}_baseline"])
+    return stats.ols(df, f"{PRIMARY}_change", BENCHMARK_TERMS)
+
+
+def benchmarks(
+    view: OutcomeView, by: str, names: dict[str, str] | None = None, model: stats.AdjustedFit | None = None
+) -> pd.DataFrame:
     """Therapist (`by="therapist_id"`) or clinic (`"clinic_id"`) benchmarks on leg pain.
 
     n = episodes; adjusted change = indirect standardisation (overall mean + observed - expected, expected from an
     OLS on baseline, age, symptom duration and adherence); responder rate ITT; failure-to-progress rate = episodes
     past 6 weeks or 8 visits with no MCID on leg pain or ODI, among those past that point. Groups with n below
     MIN_BENCHMARK_N get no rank (`small_n`); the others are ranked by adjusted change (largest drop first).
+    `model`: `benchmark_model(view)` when the caller builds both tables.
     """
     names = names or {}
     df = view.episodes.assign(baseline=view.episodes[f"{PRIMARY}_baseline"])
     if df.empty:
         return pd.DataFrame(columns=BENCHMARK_COLUMNS)
-    adj = stats.indirect_standardised(df, f"{PRIMARY}_change", by, ["baseline", *COVARIATES]).set_index(
+    adj = stats.indirect_standardised(df, f"{PRIMARY}_change", by, BENCHMARK_TERMS, fit=model).set_index(
         "group"
     )
     s = summarise(df, by, measures=(PRIMARY,))
