@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -51,11 +52,14 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def fetch_rows(conn: Connection, stmt: Executable) -> tuple[list[str], list[tuple]]:
-    """(column names, plain tuples) of a Core statement, through the driver's cursor.
+def iter_rows(
+    conn: Connection, stmt: Executable, batch: int = 5000
+) -> Iterator[tuple[list[str], list[tuple]]]:
+    """(column names, up to `batch` plain tuples) at a time, for a Core statement, through the driver's cursor.
 
-    For bulk reads of derived data (tens of thousands of rows): SQLAlchemy's Row objects cost more than the query.
-    The statement is still SQLAlchemy Core with bound parameters; only the result bypasses the Row layer.
+    For bulk reads of derived data: SQLAlchemy's Row objects cost more than the query, and a whole result as
+    tuples costs ~50 Python objects per row. The statement is still SQLAlchemy Core with bound parameters; only the
+    result bypasses the Row layer.
     """
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
@@ -63,6 +67,8 @@ def fetch_rows(conn: Connection, stmt: Executable) -> tuple[list[str], list[tupl
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.execute(str(compiled), args)
-        return [d[0] for d in cursor.description], cursor.fetchall()
+        names = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(batch):
+            yield names, rows
     finally:
         cursor.close()

@@ -28,10 +28,10 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.sql.expression import ColumnElement
 
-from warehouse.db import fetch_rows
+from warehouse.db import iter_rows
 from warehouse.flag_rules import FlagRules
 from warehouse.outcome_rules import (
     ADHERENCE_BANDS,
@@ -161,30 +161,77 @@ def clinics_of(conn: Connection, patient_ids: Sequence[str], chunk: int = 5000) 
     return out
 
 
-def rebuild_packs(conn: Connection, clinic_ids: Iterable[str], rules: FlagRules, *, chunk: int = 20) -> int:
+#: Episodes read and converted per group of clinics when building packs: bounds the ETL's memory (a 10M-score
+#: load rebuilt 100k episodes' packs in one read and peaked at 450 MB; each episode is ~50 values while read).
+BUILD_EPISODES = 20_000
+#: Rows fetched from the driver at a time while building.
+FETCH_ROWS = 5_000
+
+
+def rebuild_packs(conn: Connection, clinic_ids: Iterable[str], rules: FlagRules) -> int:
     """Recompute the packs of these clinics from the marts (the rows of clinics without episodes are removed).
-    Returns the number of episodes packed."""
+    Returns the number of episodes packed. Clinics are built in groups of about `BUILD_EPISODES` episodes."""
     ids = sorted(set(clinic_ids))
     if not ids:
         return 0
     catalog = pack_catalog(conn)
     layout = pack_layout(catalog, rules)
     now = datetime.now().replace(microsecond=0)
+    conn.execute(outcome_pack.delete().where(outcome_pack.c.clinic_id.in_(ids)))
     n = 0
-    for i in range(0, len(ids), chunk):
-        part = ids[i : i + chunk]
-        conn.execute(outcome_pack.delete().where(outcome_pack.c.clinic_id.in_(part)))
-        eps, types = _read_marts(conn, part, catalog, rules)
-        rows = _pack_rows(eps, types, layout, now)
+    for group in _groups_of_clinics(conn, ids):
+        episodes, types = _read_marts(conn, group, catalog, rules)
+        rows = _pack_rows(episodes, types, layout, now)
         if rows:
             conn.execute(outcome_pack.insert(), rows)
-        n += len(eps)
+        n += len(episodes.rec)
     return n
 
 
-def _read_marts(
-    conn: Connection, clinic_ids: list[str], catalog: pd.DataFrame, rules: FlagRules
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _groups_of_clinics(conn: Connection, ids: list[str], chunk: int = 5000) -> list[list[str]]:
+    """The clinics with episodes, in groups of at most `BUILD_EPISODES` episodes (a larger clinic alone)."""
+    counts: dict[str, int] = {}
+    es = episode_summary
+    for i in range(0, len(ids), chunk):
+        stmt = (
+            select(es.c.clinic_id, func.count())
+            .where(es.c.clinic_id.in_(ids[i : i + chunk]))
+            .group_by(es.c.clinic_id)
+        )
+        counts.update({c: int(k) for c, k in conn.execute(stmt)})
+    groups: list[list[str]] = []
+    size = BUILD_EPISODES
+    for clinic in sorted(counts):
+        if size + counts[clinic] > BUILD_EPISODES:
+            groups.append([])
+            size = 0
+        groups[-1].append(clinic)
+        size += counts[clinic]
+    return groups
+
+
+@dataclass
+class _Episodes:
+    """A group of clinics' episodes as read for packing (sorted by clinic, episode): the records, and per record
+    its clinic, therapist and patient ids."""
+
+    rec: np.ndarray
+    clinic: np.ndarray
+    therapist: np.ndarray
+    patient_id: np.ndarray
+
+
+@dataclass
+class _Types:
+    episode_id: np.ndarray
+    setting: np.ndarray
+    exercise_type: np.ndarray
+    share: np.ndarray
+    minutes: np.ndarray
+
+
+def _read_marts(conn: Connection, clinic_ids: list[str], catalog: pd.DataFrame, rules: FlagRules):
+    """The rules' results and type rows of these clinics' episodes, converted batch by batch to compact arrays."""
     q = episode_sql(OutcomeFilters(), catalog, rules, with_patient=True)
     es, fm, d = episode_summary, episode_first_mcid, episode_exercise_dose
     on = and_(fm.c.episode_id == es.c.episode_id, fm.c.measure == "pain_leg")
@@ -205,32 +252,50 @@ def _read_marts(
         .where(q.where, es.c.clinic_id.in_(clinic_ids))
         .order_by(es.c.clinic_id, es.c.episode_id)
     )
-    names, rows = fetch_rows(conn, stmt)
-    eps = pd.DataFrame.from_records(rows, columns=names)
+    parts = [
+        _episode_batch(pd.DataFrame.from_records(rows, columns=names))
+        for names, rows in iter_rows(conn, stmt, FETCH_ROWS)
+    ]
+    episodes = _Episodes(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts else None
     types_stmt = (
         select(d.c.episode_id, d.c.setting, d.c.exercise_type, d.c.share, d.c.minutes)
         .select_from(d.join(es, es.c.episode_id == d.c.episode_id))
         .where(es.c.clinic_id.in_(clinic_ids), d.c.share >= TYPE_SHARE - EPS)
         .order_by(d.c.episode_id, d.c.setting, d.c.exercise_type)
     )
-    names, rows = fetch_rows(conn, types_stmt)
-    types = pd.DataFrame.from_records(rows, columns=names)
-    return eps, types
+    tparts = [
+        (
+            np.asarray([r[0] for r in rows], dtype=np.int64),
+            _codes([r[1] for r in rows], SETTING_CODES),
+            np.asarray([r[2] for r in rows], dtype=object),
+            np.asarray([float(r[3]) for r in rows], dtype=float),
+            np.asarray([np.nan if r[4] is None else float(r[4]) for r in rows], dtype=float),
+        )
+        for _names, rows in iter_rows(conn, types_stmt, FETCH_ROWS)
+    ]
+    types = (
+        _Types(*(np.concatenate(x) for x in zip(*tparts, strict=True)))
+        if tparts
+        else _Types(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0), np.zeros(0)
+        )
+    )
+    if episodes is None:
+        episodes = _Episodes(
+            np.zeros(0, EPISODE_DTYPE), np.zeros(0, object), np.zeros(0, object), np.zeros(0, object)
+        )
+    return episodes, types
 
 
-def _codes(values: pd.Series | np.ndarray, names: Sequence[str]) -> np.ndarray:
+def _codes(values: pd.Series | np.ndarray | list, names: Sequence[str]) -> np.ndarray:
     """Index of each value in `names`, -1 for values not there (and for None)."""
     return pd.Index(list(names), dtype=object).get_indexer(pd.Index(values, dtype=object))
 
 
-def _pack_rows(eps: pd.DataFrame, types: pd.DataFrame, layout: str, now: datetime) -> list[dict]:
-    """One `outcome_pack` row per clinic of `eps` (sorted by clinic, episode). Columns are converted once for all
-    clinics, then cut per clinic: per-clinic pandas work cost more than the query."""
-    if eps.empty:
-        return []
+def _episode_batch(eps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One batch of rows as records (`patient` set later, per clinic) and their clinic, therapist, patient ids."""
     rec = np.zeros(len(eps), dtype=EPISODE_DTYPE)
     rec["episode_id"] = eps["episode_id"].to_numpy(dtype=np.int64)
-    rec["patient"] = pd.factorize(eps["patient_id"])[0]  # renumbered per clinic below
     start = pd.to_datetime(eps["start_date"].astype(str), format="ISO8601").to_numpy().astype("datetime64[D]")
     rec["start_day"] = start.astype(np.int64)
     rec["sex"] = _codes(eps["sex"], SEXES)
@@ -239,33 +304,36 @@ def _pack_rows(eps: pd.DataFrame, types: pd.DataFrame, layout: str, now: datetim
     for name in _COPIED:
         values = pd.to_numeric(eps[name], errors="coerce").astype(float)
         rec[name] = values.fillna(0).to_numpy() if EPISODE_DTYPE[name].kind == "i" else values.to_numpy()
-    clinic = eps["clinic_id"].to_numpy(dtype=object)
-    therapist = eps["therapist_id"].to_numpy(dtype=object)
+    return (
+        rec,
+        eps["clinic_id"].to_numpy(dtype=object),
+        eps["therapist_id"].to_numpy(dtype=object),
+        eps["patient_id"].to_numpy(dtype=object),
+    )
+
+
+def _pack_rows(episodes: _Episodes, types: _Types, layout: str, now: datetime) -> list[dict]:
+    """One `outcome_pack` row per clinic of `episodes` (sorted by clinic, episode). Columns were converted once for
+    all clinics of the group; here they are cut per clinic."""
+    rec, clinic, therapist = episodes.rec, episodes.clinic, episodes.therapist
+    if not len(rec):
+        return []
     bounds = np.flatnonzero(np.r_[True, clinic[1:] != clinic[:-1], True])
 
     # each type record's episode row, then the type records grouped by clinic in episode order
     order = np.argsort(rec["episode_id"], kind="stable")
-    t_ids = types["episode_id"].to_numpy(dtype=np.int64) if len(types) else np.zeros(0, np.int64)
-    t_pos = order[np.searchsorted(rec["episode_id"], t_ids, sorter=order)] if len(t_ids) else t_ids
+    t_pos = order[np.searchsorted(rec["episode_id"], types.episode_id, sorter=order)]
     t_order = np.argsort(t_pos, kind="stable")
     t_pos = t_pos[t_order]
-    t_setting = (
-        _codes(types["setting"].to_numpy(dtype=object)[t_order], SETTING_CODES) if len(t_ids) else t_ids
-    )
-    t_type = types["exercise_type"].to_numpy(dtype=object)[t_order] if len(t_ids) else t_ids
-    t_share = pd.to_numeric(types["share"]).to_numpy(dtype=float)[t_order] if len(t_ids) else t_ids
-    t_minutes = (
-        pd.to_numeric(types["minutes"], errors="coerce").to_numpy(dtype=float)[t_order]
-        if len(t_ids)
-        else t_ids
-    )
+    t_setting, t_type = types.setting[t_order], types.exercise_type[t_order]
+    t_share, t_minutes = types.share[t_order], types.minutes[t_order]
     t_bounds = np.searchsorted(t_pos, bounds)
 
     rows = []
     for k in range(len(bounds) - 1):
         lo, hi = bounds[k], bounds[k + 1]
         r = rec[lo:hi].copy()
-        r["patient"] = pd.factorize(r["patient"])[0]
+        r["patient"] = pd.factorize(episodes.patient_id[lo:hi])[0]
         therapists = sorted({t for t in therapist[lo:hi] if t is not None})
         r["therapist"] = _codes(therapist[lo:hi], therapists)
         tlo, thi = t_bounds[k], t_bounds[k + 1]
