@@ -318,18 +318,25 @@ def indirect_standardised(
     fit = ols(df, outcome, covariates) if fit is None else fit
     if fit.result is None:
         return pd.DataFrame(columns=cols)
-    data = fit.data.assign(_group=df.loc[fit.data.index, group])
-    data["_expected"] = np.asarray(fit.result.fittedvalues)
-    data["_resid"] = data[outcome] - data["_expected"]
-    overall = float(data[outcome].mean())
-    resid = mean_ci_groups(data["_resid"], data["_group"], level)
-    g = data.groupby("_group", sort=True)
+    y = fit.data[outcome].to_numpy(dtype=float)
+    expected = np.asarray(fit.result.fittedvalues, dtype=float)
+    groups = df.loc[fit.data.index, group]
+    overall = float(y.mean())
+    resid = mean_ci_groups(pd.Series(y - expected, index=fit.data.index), groups, level)
+    codes, uniques = pd.factorize(groups, sort=True)
+    ok = codes >= 0
+    n = np.bincount(codes[ok], minlength=len(uniques))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = pd.Series(np.bincount(codes[ok], weights=y[ok], minlength=len(uniques)) / n, index=uniques)
+        mean_expected = pd.Series(
+            np.bincount(codes[ok], weights=expected[ok], minlength=len(uniques)) / n, index=uniques
+        )
     out = pd.DataFrame(
         {
             "group": resid.index,
             "n_model": resid["n"].to_numpy(),
-            "observed": g[outcome].mean().reindex(resid.index).to_numpy(),
-            "expected": g["_expected"].mean().reindex(resid.index).to_numpy(),
+            "observed": observed.reindex(resid.index).to_numpy(),
+            "expected": mean_expected.reindex(resid.index).to_numpy(),
             "adjusted": overall + resid["mean"].to_numpy(),
             "lo": overall + resid["lo"].to_numpy(),
             "hi": overall + resid["hi"].to_numpy(),

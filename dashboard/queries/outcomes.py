@@ -961,27 +961,39 @@ def benchmarks(
     adj = stats.indirect_standardised(df, f"{PRIMARY}_change", by, BENCHMARK_TERMS, fit=model).set_index(
         "group"
     )
-    s = summarise(df, by, measures=(PRIMARY,))
-    due = df["ftp_due"]
-    ftp = (df["failure_to_progress"] & due).groupby(df[by], sort=True).sum()
-    ftp_n = due.groupby(df[by], sort=True).sum()
-    adj = adj.reindex(s.index)
+    # per group sums with numpy over the group codes: 2,000 therapists x 100k episodes through pandas' groupby
+    # (`summarise`) cost ~40 ms per table
+    codes, groups = pd.factorize(df[by], sort=True)
+    ok = codes >= 0
+
+    def per_group(values: Any) -> np.ndarray:
+        return np.bincount(codes[ok], weights=np.asarray(values, dtype=float)[ok], minlength=len(groups))
+
+    index = pd.Index(groups)
+    observed = stats.mean_ci_groups(df[f"{PRIMARY}_change"], df[by]).reindex(index)
+    itt_k, itt_n = per_group(df[f"{PRIMARY}_itt_k"]), per_group(df[f"{PRIMARY}_itt_n"])
+    rate, rate_lo, rate_hi = stats.wilson_arrays(itt_k, itt_n)
+    due = df["ftp_due"].to_numpy(dtype=bool)
+    ftp, ftp_n = per_group(df["failure_to_progress"].to_numpy(dtype=bool) & due), per_group(due)
+    adj = adj.reindex(index)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ftp_rate = np.where(ftp_n > 0, ftp / ftp_n, np.nan)
     out = pd.DataFrame(
         {
-            "group": s.index,
-            "name": [names.get(g, g) for g in s.index],
-            "n": s["episodes"].to_numpy(),
+            "group": groups,
+            "name": [names.get(g, g) for g in groups],
+            "n": np.bincount(codes[ok], minlength=len(groups)),
             "n_model": adj["n_model"].fillna(0).astype(int).to_numpy(),
             "adjusted": adj["adjusted"].to_numpy(),
             "adjusted_lo": adj["lo"].to_numpy(),
             "adjusted_hi": adj["hi"].to_numpy(),
-            "observed": s[f"{PRIMARY}_mean"].to_numpy(),
-            "responder_rate": s[f"{PRIMARY}_itt_rate"].to_numpy(),
-            "responder_lo": s[f"{PRIMARY}_itt_lo"].to_numpy(),
-            "responder_hi": s[f"{PRIMARY}_itt_hi"].to_numpy(),
-            "responder_n": s[f"{PRIMARY}_itt_n"].to_numpy(),
-            "ftp_rate": (ftp / ftp_n.where(ftp_n > 0)).to_numpy(),
-            "ftp_n": ftp_n.astype(int).to_numpy(),
+            "observed": observed["mean"].to_numpy(),
+            "responder_rate": rate,
+            "responder_lo": rate_lo,
+            "responder_hi": rate_hi,
+            "responder_n": itt_n.astype(int),
+            "ftp_rate": ftp_rate,
+            "ftp_n": ftp_n.astype(int),
         }
     )
     out["small_n"] = out["n"] < MIN_BENCHMARK_N

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, select, update
@@ -189,3 +190,23 @@ def test_packed_quality_counts_equal_sql(loaded):
         want = q.quality_counts(loaded, Scope.clinic_wide(), filters, catalog)
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
         assert want["patients_missing_followup"].sum() > 0
+
+
+def test_benchmark_sums_equal_pandas_groupby(loaded):
+    """`benchmarks` sums per group with numpy; here the same columns from `summarise` and pandas' groupby."""
+    view = q.outcome_rows(loaded, Scope.clinic_wide(), q.OutcomeFilters(), FlagRules())
+    df = view.episodes
+    for by in ("therapist_id", "clinic_id"):
+        got = q.benchmarks(view, by).set_index("group").sort_index()
+        s = q.summarise(df, by, measures=("pain_leg",))
+        assert list(got.index) == list(s.index)
+        np.testing.assert_array_equal(got["n"], s["episodes"])
+        np.testing.assert_allclose(got["observed"], s["pain_leg_mean"], rtol=1e-12)
+        np.testing.assert_allclose(got["responder_rate"], s["pain_leg_itt_rate"], rtol=1e-12)
+        np.testing.assert_allclose(got["responder_lo"], s["pain_leg_itt_lo"], rtol=1e-12)
+        np.testing.assert_array_equal(got["responder_n"], s["pain_leg_itt_n"])
+        due = df["ftp_due"].astype(bool)
+        ftp_n = due.groupby(df[by], sort=True).sum()
+        ftp = (df["failure_to_progress"].astype(bool) & due).groupby(df[by], sort=True).sum()
+        np.testing.assert_array_equal(got["ftp_n"], ftp_n)
+        np.testing.assert_allclose(got["ftp_rate"], (ftp / ftp_n.where(ftp_n > 0)).to_numpy(), rtol=1e-12)
