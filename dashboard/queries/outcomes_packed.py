@@ -303,11 +303,11 @@ _COUNT_SUFFIXES = ("_itt_n", "_itt_k", "_comp_n", "_comp_k", "_ceiling_n")
 def packed_rows(
     packs: Packs, filters: oq.OutcomeFilters, names: list[str], columns: Sequence[str] | None
 ) -> oq.OutcomeView:
-    """`outcome_rows` from the packs: the filtered episodes (in episode order) with the asked columns among `names`
+    """`outcome_rows` from the packs: the filtered episodes (by clinic, then episode; nothing downstream depends on
+    the order) with the asked columns among `names`
     (the rule columns in `episode_sql`'s order) and weeks to MCID, and the types each counts for in the setting."""
     keep = filter_mask(packs, filters)
     idx = np.flatnonzero(keep)
-    idx = idx[np.argsort(packs.episodes["episode_id"][idx], kind="stable")]
     e = packs.episodes
     data: dict[str, np.ndarray] = {}
     for name in (n for n in names if columns is None or n in columns):
@@ -341,7 +341,7 @@ def packed_rows(
             "share": t["share"][sel].astype(float),
             "minutes": t["minutes"][sel].astype(float),
         }
-    ).sort_values(["episode_id", "exercise_type"], ignore_index=True)
+    )
     return oq.OutcomeView(episodes, types, pd.DataFrame(), filters)
 
 
