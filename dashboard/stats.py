@@ -272,7 +272,9 @@ def adjusted_means(
         return pd.DataFrame(columns=cols)
     res = fit.result
     names = ["const", *fit.terms]
-    means = np.array([1.0, *(fit.data[t].mean() for t in fit.terms)])
+    terms = fit.data[list(fit.terms)].to_numpy(dtype=float)
+    means = np.concatenate([[1.0], terms.mean(axis=0)])
+    counts = dict(zip(fit.terms, terms.sum(axis=0), strict=True))
     cov = np.asarray(res.cov_params())
     params = np.asarray(res.params)
     tcrit = float(sps.t.ppf(0.5 + level / 2, res.df_resid))
@@ -289,7 +291,7 @@ def adjusted_means(
         rows.append(
             {
                 "type": t,
-                "n_model": int(fit.data[t].sum()),
+                "n_model": int(counts[t]),
                 "adjusted": est,
                 "lo": est - tcrit * se,
                 "hi": est + tcrit * se,

@@ -866,19 +866,15 @@ def type_summary(view: OutcomeView, labels: dict[str, str] | None = None) -> pd.
     return out
 
 
-def _type_matrix(view: OutcomeView) -> tuple[pd.DataFrame, list[str]]:
-    """The episodes with one 0/1 column per exercise type (prefixed `type__`)."""
-    if view.types.empty:
-        return view.episodes.copy(), []
+def _type_indicators(view: OutcomeView) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """One 0/1 column per exercise type for the episodes (matrix, type names in order), and for each type row the
+    position of its episode and of its type (-1: the episode is not in the view)."""
     codes = sorted(view.types["exercise_type"].unique())
-    cols = [f"type__{c}" for c in codes]
     row = pd.Index(view.episodes["episode_id"]).get_indexer(view.types["episode_id"])
     col = pd.Index(codes).get_indexer(view.types["exercise_type"])
     matrix = np.zeros((len(view.episodes), len(codes)))
     matrix[row[row >= 0], col[row >= 0]] = 1.0
-    df = view.episodes.copy()
-    df[cols] = matrix
-    return df, cols
+    return matrix, codes, row, col
 
 
 def adjusted_comparison(
@@ -892,16 +888,25 @@ def adjusted_comparison(
     labels = labels or {}
     cols = ["measure", "type", "label", "n", "unadjusted", "unadjusted_lo", "unadjusted_hi", "n_model"]
     cols += ["adjusted", "adjusted_lo", "adjusted_hi", "difference", "difference_lo", "difference_hi"]
-    df, type_cols = _type_matrix(view)
-    if not type_cols:
+    if view.types.empty:
         return pd.DataFrame(columns=cols)
-    long = _long_by_type(view)
+    matrix, codes, row, col = _type_indicators(view)
+    type_cols = [f"type__{c}" for c in codes]
+    ep = view.episodes
+    # only the model's columns: copying every episode column per measure cost more than the fit
+    covariates = {c: ep[c].to_numpy() for c in COVARIATES}
+    types = dict(zip(type_cols, matrix.T, strict=True))
+    present = row >= 0
+    type_of_row = pd.Series(pd.Categorical.from_codes(col[present], codes))
     frames = []
     for m in measures:
-        df_m = df.assign(baseline=df[f"{m}_baseline"])
+        change = ep[f"{m}_change"].to_numpy(dtype=float)
+        df_m = pd.DataFrame(
+            {f"{m}_change": change, "baseline": ep[f"{m}_baseline"].to_numpy(), **covariates, **types}
+        )
         adj = stats.adjusted_means(df_m, f"{m}_change", type_cols, ["baseline", *COVARIATES])
         adj["type"] = adj["type"].str.removeprefix("type__")
-        unadj = stats.mean_ci_groups(long[f"{m}_change"], long["exercise_type"])
+        unadj = stats.mean_ci_groups(pd.Series(change[row[present]]), type_of_row)
         t = pd.DataFrame({"type": [c.removeprefix("type__") for c in type_cols]})
         t = t.merge(unadj.rename_axis("type").reset_index(), on="type", how="left")
         t = t.merge(adj, on="type", how="left", suffixes=("", "_adj"))
