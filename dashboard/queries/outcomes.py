@@ -45,7 +45,6 @@ from sqlalchemy import (
     cast,
     func,
     literal,
-    literal_column,
     null,
     select,
     union_all,
@@ -326,7 +325,7 @@ def _split_parts(parts: pd.DataFrame, pairs: pd.DataFrame, filters: OutcomeFilte
         ],
         axis=1,
     )[kinds == "cells"].reset_index(drop=True)
-    per_type = [x.name for x in _sums(_NameSpace(), per_type=True)]
+    per_type = [label for label, _op, _cols in sum_terms(per_type=True)]
     rows = kinds == "types"
     by_days = pd.concat(
         [parts["k1"].rename("exercise_type"), parts["k2"].rename("weekly_band"), k3.rename("days_to_mcid")],
@@ -349,16 +348,6 @@ def _split_parts(parts: pd.DataFrame, pairs: pd.DataFrame, filters: OutcomeFilte
     return OutcomeAggregates(
         cells, types, weeks_all, weeks_types, pairs[["episode_id", "adherence", "change"]], filters
     )
-
-
-class _NameSpace:
-    """Stands in for a table's `.c` to list `_sums`' labels without building a statement."""
-
-    def __getattr__(self, name: str) -> ColumnElement:
-        return literal_column(name)
-
-    def __getitem__(self, name: str) -> ColumnElement:
-        return literal_column(name)
 
 
 def _fetch_frame(conn: Any, stmt: Any) -> pd.DataFrame:
