@@ -24,6 +24,7 @@ from etl.stage_tables import stage_windows
 from etl.summary_dose import refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
+from warehouse.db import fetch_rows
 from warehouse.outcome_pack import clinics_of, rebuild_packs
 from warehouse.schema import (
     CASELOAD_FLAGS,
@@ -83,19 +84,9 @@ def refresh_all(conn: Connection, *, as_of: date | None = None, rules: SummaryRu
 
 
 def _read(conn: Connection, query, columns: list[str]) -> pd.DataFrame:
-    """Rows straight from the driver cursor: SQLAlchemy's Row objects cost more than the query for these reads.
-
-    The statement is still SQLAlchemy Core with bound parameters; only the result bypasses the Row layer.
-    """
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    args = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(str(compiled), args)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    """Rows straight from the driver cursor (`warehouse.db.fetch_rows`): SQLAlchemy's Row objects cost more than
+    the query for these reads."""
+    _names, rows = fetch_rows(conn, query)
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     return pd.DataFrame.from_records(rows, columns=columns)

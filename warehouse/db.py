@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -52,23 +54,35 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def iter_rows(
-    conn: Connection, stmt: Executable, batch: int = 5000
-) -> Iterator[tuple[list[str], list[tuple]]]:
-    """(column names, up to `batch` plain tuples) at a time, for a Core statement, through the driver's cursor.
-
-    For bulk reads of derived data: SQLAlchemy's Row objects cost more than the query, and a whole result as
-    tuples costs ~50 Python objects per row. The statement is still SQLAlchemy Core with bound parameters; only the
-    result bypasses the Row layer.
-    """
+@contextmanager
+def _driver_cursor(conn: Connection, stmt: Executable) -> Iterator[Any]:
+    """The driver's cursor after executing a Core statement (bound parameters as compiled by SQLAlchemy)."""
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     args = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.execute(str(compiled), args)
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def fetch_rows(conn: Connection, stmt: Executable) -> tuple[list[str], list[tuple]]:
+    """(column names, every row as a plain tuple) of a Core statement, through the driver's cursor.
+
+    For bulk reads of derived data: SQLAlchemy's Row objects cost more than the query. The statement is still
+    SQLAlchemy Core with bound parameters; only the result bypasses the Row layer.
+    """
+    with _driver_cursor(conn, stmt) as cursor:
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+def iter_rows(
+    conn: Connection, stmt: Executable, batch: int = 5000
+) -> Iterator[tuple[list[str], list[tuple]]]:
+    """As `fetch_rows`, `batch` rows at a time (a whole result as tuples costs ~50 Python objects per row)."""
+    with _driver_cursor(conn, stmt) as cursor:
         names = [d[0] for d in cursor.description]
         while rows := cursor.fetchmany(batch):
             yield names, rows
-    finally:
-        cursor.close()
