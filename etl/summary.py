@@ -25,7 +25,7 @@ from etl.summary_dose import refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
 from warehouse.db import fetch_rows
-from warehouse.outcome_pack import clinics_of, rebuild_packs
+from warehouse.outcome_pack import clinics_of, rebuild_all_packs, rebuild_packs
 from warehouse.schema import (
     CASELOAD_FLAGS,
     WIDE_FIELDS,
@@ -50,6 +50,16 @@ def _timestamps(s: pd.Series, *, day: bool = False) -> pd.Series:
     return out.dt.normalize() if day else out
 
 
+def _catalog(conn: Connection) -> pd.DataFrame:
+    """The measures' thresholds the refresh and the flag rules read."""
+    return pd.DataFrame(
+        conn.execute(
+            select(measures.c.code, measures.c.better, measures.c.mcid_abs, measures.c.mcid_pct)
+        ).all(),
+        columns=["measure", "better", "mcid_abs", "mcid_pct"],
+    )
+
+
 def refresh_summaries(
     conn: Connection,
     patient_ids: Sequence[str],
@@ -60,12 +70,7 @@ def refresh_summaries(
     """Recompute both marts for these patients; returns the number of episodes written."""
     as_of = as_of or date.today()
     rules = rules or SummaryRules()
-    catalog = pd.DataFrame(
-        conn.execute(
-            select(measures.c.code, measures.c.better, measures.c.mcid_abs, measures.c.mcid_pct)
-        ).all(),
-        columns=["measure", "better", "mcid_abs", "mcid_pct"],
-    )
+    catalog = _catalog(conn)
     touched = clinics_of(conn, patient_ids)  # outcome packs: the clinics these patients leave...
     stage_windows.drop(conn, checkfirst=True)
     stage_windows.create(conn)
@@ -421,7 +426,8 @@ def _with_wide_measures(episode_rows: pd.DataFrame, measure_rows: pd.DataFrame) 
 def sync_wide_measures(conn: Connection) -> None:
     """Recopy the wide caseload columns from `episode_measure_summary` in SQL.
 
-    The refresh writes both at once; this is for summaries written by other means (tests, a hand repair).
+    The refresh writes both at once; this is for summaries written by other means (tests, a hand repair). The
+    caseload flags and the outcome packs are rebuilt after it.
     """
     m = episode_measure_summary
     values = {}
@@ -434,6 +440,7 @@ def sync_wide_measures(conn: Connection) -> None:
             )
     conn.execute(episode_summary.update().values(values))
     sync_caseload_flags(conn)
+    rebuild_all_packs(conn, rules_from_catalog(_catalog(conn)))  # the packs hold these columns' consequences
 
 
 __all__ = ["refresh_all", "refresh_summaries", "sync_wide_measures"]

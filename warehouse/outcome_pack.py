@@ -188,6 +188,13 @@ def rebuild_packs(conn: Connection, clinic_ids: Iterable[str], rules: FlagRules)
     return n
 
 
+def rebuild_all_packs(conn: Connection, rules: FlagRules) -> int:
+    """Every clinic's pack again (after summaries were written by other means than the refresh: a hand repair)."""
+    conn.execute(outcome_pack.delete())
+    clinics = conn.execute(select(episode_summary.c.clinic_id).distinct()).scalars().all()
+    return rebuild_packs(conn, [c for c in clinics if c is not None], rules)
+
+
 def _groups_of_clinics(conn: Connection, ids: list[str], chunk: int = 5000) -> list[list[str]]:
     """The clinics with episodes, in groups of at most `BUILD_EPISODES` episodes (a larger clinic alone)."""
     counts: dict[str, int] = {}

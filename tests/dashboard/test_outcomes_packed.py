@@ -218,3 +218,22 @@ def test_benchmark_sums_equal_pandas_groupby(loaded):
         ftp = (df["failure_to_progress"].astype(bool) & due).groupby(df[by], sort=True).sum()
         np.testing.assert_array_equal(got["ftp_n"], ftp_n)
         np.testing.assert_allclose(got["ftp_rate"], (ftp / ftp_n.where(ftp_n > 0)).to_numpy(), rtol=1e-12)
+
+
+def test_a_hand_repair_of_the_summaries_rebuilds_the_packs(loaded):
+    """`sync_wide_measures` (summaries written by other means than the refresh) must not leave the packs stale: the
+    episode counts do not change, so the readers' count check cannot notice."""
+    from sqlalchemy import update
+
+    from etl.summary import sync_wide_measures
+    from warehouse.schema import episode_measure_summary as ems
+
+    with loaded.begin() as conn:
+        conn.execute(
+            update(ems)
+            .where(ems.c.measure == "pain_leg", ems.c.change.is_not(None))
+            .values(change=ems.c.change - 1)
+        )
+        sync_wide_measures(conn)
+    assert_same(loaded, q.OutcomeFilters())
+    assert_same(loaded, q.OutcomeFilters(severity="severe"))
