@@ -197,32 +197,46 @@ class OLSResult:
 
 
 def ols_fit(y: np.ndarray, X: np.ndarray) -> OLSResult:
-    """OLS of y on X (first column the intercept) from centred cross-products.
+    """OLS of y on X (first column the intercept) from cross-products.
 
-    The same estimator as `statsmodels.api.OLS(y, X).fit()` (tests compare them to 1e-9), computed from the p x p
-    matrix X'X instead of a factorisation of the n x p design: statsmodels 0.15 runs a QR and a pseudo-inverse of
-    the whole design per fit, ~0.3 s at 100k episodes on this machine, four fits per filter change; this is a few
-    milliseconds. Centring the terms first keeps X'X well conditioned (baseline, age and weeks are on different
-    scales); a pseudo-inverse handles collinear type indicators as statsmodels' default does.
+    The same estimator as `statsmodels.api.OLS(y, X).fit()` (tests compare them to 1e-9, full-rank and collinear
+    designs), computed from the p x p matrix X'X instead of a factorisation of the n x p design: statsmodels 0.15
+    runs a QR and a pseudo-inverse of the whole design per fit, ~0.3 s at 100k episodes on this machine, four fits
+    per filter change; this is a few milliseconds. Full rank: the terms are centred first, which keeps X'X well
+    conditioned (baseline, age and weeks are on different scales). Rank-deficient (type indicators that add up to
+    a constant or to each other): the minimum-norm solution over the whole design, as statsmodels' pseudo-inverse
+    gives; coefficients of aliased terms are then not individually estimable, as with statsmodels.
     """
-    n = len(y)
+    n, p = X.shape
     Z = X[:, 1:]
     z_mean = Z.mean(axis=0)
     y_mean = float(y.mean())
     Zc = Z - z_mean
-    yc = y - y_mean
-    A_inv = np.linalg.pinv(Zc.T @ Zc, hermitian=True)
-    slopes = A_inv @ (Zc.T @ yc)
-    rank = np.linalg.matrix_rank(Zc.T @ Zc, hermitian=True) + 1
-    resid = yc - Zc @ slopes
-    df_resid = float(n - rank)
+    A = Zc.T @ Zc
+    if np.linalg.matrix_rank(A, hermitian=True) < p - 1:
+        return _ols_min_norm(y, X)
+    A_inv = np.linalg.inv(A)
+    slopes = A_inv @ (Zc.T @ (y - y_mean))
+    fitted = y_mean + Zc @ slopes
+    resid = y - fitted
+    df_resid = float(n - p)
     scale = float(resid @ resid) / df_resid
-    cov = np.empty((X.shape[1], X.shape[1]))
+    cov = np.empty((p, p))
     cov[1:, 1:] = scale * A_inv
     cov[1:, 0] = cov[0, 1:] = -scale * (A_inv @ z_mean)
     cov[0, 0] = scale * (1.0 / n + float(z_mean @ A_inv @ z_mean))
     params = np.concatenate([[y_mean - float(z_mean @ slopes)], slopes])
-    return OLSResult(params, cov, df_resid, y - resid)
+    return OLSResult(params, cov, df_resid, fitted)
+
+
+def _ols_min_norm(y: np.ndarray, X: np.ndarray) -> OLSResult:
+    """Rank-deficient OLS: pinv(X'X) X'y, the minimum-norm least-squares solution (= pinv(X) y)."""
+    G_inv = np.linalg.pinv(X.T @ X, hermitian=True)
+    params = G_inv @ (X.T @ y)
+    fitted = X @ params
+    resid = y - fitted
+    df_resid = float(len(y) - np.linalg.matrix_rank(X))
+    return OLSResult(params, float(resid @ resid) / df_resid * G_inv, df_resid, fitted)
 
 
 @dataclass(frozen=True)

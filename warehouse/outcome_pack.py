@@ -164,7 +164,8 @@ def clinics_of(conn: Connection, patient_ids: Sequence[str], chunk: int = 5000) 
 #: Episodes read and converted per group of clinics when building packs: bounds the ETL's memory (a 10M-score
 #: load rebuilt 100k episodes' packs in one read and peaked at 450 MB; each episode is ~50 values while read).
 BUILD_EPISODES = 20_000
-#: Rows fetched from the driver at a time while building.
+#: Rows converted to Python objects at a time while building (psycopg's default cursor still receives a group's
+#: whole result at once, in libpq's memory; `BUILD_EPISODES` bounds that).
 FETCH_ROWS = 5_000
 
 

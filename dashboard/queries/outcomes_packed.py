@@ -15,6 +15,7 @@ check that both paths give the same tables (tests/dashboard/test_outcomes_packed
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from warehouse.outcome_pack import BAND_NAMES, EPISODE_DTYPE, SETTING_CODES, Pac
 from warehouse.schema import episode_summary, outcome_pack
 
 _EPOCH = dt.date(1970, 1, 1)
+log = logging.getLogger(__name__)
 
 
 def _day(d: dt.date) -> int:
@@ -48,6 +50,10 @@ def load_packs(
     with engine.connect() as conn:
         packs = read_packs(conn, where, pack_layout(catalog, rules))
         if packs is None:
+            log.warning(
+                "outcome packs were built with other rules or thresholds: answering from SQL (slower) until the "
+                "next refresh (`python -m etl refresh`)"
+            )
             return None
         # every episode in scope must be in a pack (a warehouse refreshed by an older ETL would not be)
         expected = conn.execute(

@@ -212,3 +212,25 @@ def test_ols_fit_equals_statsmodels(seed):
     np.testing.assert_allclose(ours.pvalues, ref.pvalues, rtol=1e-6, atol=1e-300)
     np.testing.assert_allclose(ours.fittedvalues, ref.fittedvalues, rtol=1e-9)
     assert ours.df_resid == ref.df_resid
+
+
+@pytest.mark.filterwarnings("ignore:The design matrix is rank-deficient")  # statsmodels says so, as it should
+def test_ols_fit_on_collinear_types_equals_statsmodels():
+    """Type indicators that add up to the intercept (every episode counts for exactly one of two types) or repeat
+    each other: statsmodels' pseudo-inverse answer (minimum norm), not a solution with the intercept left out."""
+    rng = np.random.default_rng(7)
+    n = 200
+    a = rng.integers(0, 2, n).astype(float)
+    c = rng.integers(0, 2, n).astype(float)
+    age = rng.integers(20, 90, n).astype(float)
+    y = 1.0 - 0.8 * a + 0.3 * c + 0.01 * age + rng.normal(0, 1, n)
+    for X in (
+        np.column_stack([np.ones(n), a, 1 - a, c, age]),  # a + b = 1
+        np.column_stack([np.ones(n), a, c, c, age]),  # the same column twice
+    ):
+        ours = stats.ols_fit(y, X)
+        ref = sm.OLS(y, X).fit()
+        np.testing.assert_allclose(ours.params, ref.params, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(ours.cov_params(), ref.cov_params(), rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(ours.fittedvalues, ref.fittedvalues, rtol=1e-9)
+        assert ours.df_resid == ref.df_resid
