@@ -324,16 +324,9 @@ def _typed_aggregates(agg: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-def _measure_summary(agg: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
-    """`episode_measure_summary` rows from the per-episode aggregates (`_score_aggregates`)."""
-    cols = [c.name for c in episode_measure_summary.columns]
-    if agg.empty:
-        return pd.DataFrame(columns=cols)
-    out = agg.merge(catalog, on="measure", how="left")
-    # Worse side counts when one measure is scored on both sides at the same moment.
-    higher = (out["better"] == "higher").to_numpy()
-    out["latest_value"] = np.where(higher, out["latest_min"], out["latest_max"])
-    out["baseline_value"] = np.where(higher, out["baseline_min"], out["baseline_max"])
+def _changes_and_mcid(out: pd.DataFrame) -> None:
+    """Change, percent change, improvement, MCID reached and worsened, in place, from each row's baseline and latest
+    value (and times) and its measure's catalog thresholds (better, mcid_abs, mcid_pct)."""
     has_follow_up = out["latest_at"] > out["baseline_at"]
     out["change"] = (out["latest_value"] - out["baseline_value"]).where(has_follow_up)
     base = out["baseline_value"]
@@ -347,6 +340,19 @@ def _measure_summary(agg: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     known = has_threshold & out["change"].notna()
     out["mcid_reached"] = reached.where(known, None)
     out["worsened"] = worse.where(known, None)
+
+
+def _measure_summary(agg: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+    """`episode_measure_summary` rows from the per-episode aggregates (`_score_aggregates`)."""
+    cols = [c.name for c in episode_measure_summary.columns]
+    if agg.empty:
+        return pd.DataFrame(columns=cols)
+    out = agg.merge(catalog, on="measure", how="left")
+    # Worse side counts when one measure is scored on both sides at the same moment.
+    higher = (out["better"] == "higher").to_numpy()
+    out["latest_value"] = np.where(higher, out["latest_min"], out["latest_max"])
+    out["baseline_value"] = np.where(higher, out["baseline_min"], out["baseline_max"])
+    _changes_and_mcid(out)
     for c in ("latest_at", "baseline_at"):
         out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f").where(out[c].notna(), None)
     for c in ("mcid_reached", "worsened"):

