@@ -202,13 +202,14 @@ scores = Table(
     metadata,
     # The natural key is the primary key, and on SQLite the table is clustered by it (WITHOUT ROWID): one B-tree
     # to write instead of two, and a patient's series for one measure is a single contiguous range.
-    Column("patient_id", String(64), ForeignKey("patients.patient_id"), primary_key=True),
-    Column("measure", String(64), ForeignKey("measures.code"), primary_key=True),
+    # No foreign keys on this table (migrations 0006, 0008): the loader checks patient and measure set-wise in
+    # the load's transaction and always writes the batch it created; the per-row checks were most of the cost of
+    # loading scores into PostgreSQL.
+    Column("patient_id", String(64), primary_key=True),
+    Column("measure", String(64), primary_key=True),
     Column("recorded_at", DateTime, primary_key=True),
     Column("side", String(8), primary_key=True, server_default=""),
     Column("value", Float, nullable=False),
-    # No foreign key (migration 0006): the loader always writes the batch it created in the same transaction,
-    # and the per-row check was the largest single cost of loading scores into PostgreSQL.
     Column("batch_id", Integer, nullable=False),
     Column("source_line", Integer, nullable=False),
     sqlite_with_rowid=False,

@@ -12,7 +12,7 @@ from etl.load import load_file
 from tests.etl.helpers import AS_OF, SCORES_HEADER, patients_file, rows
 from warehouse.db import make_engine
 from warehouse.migrate import upgrade
-from warehouse.schema import etl_rejects, scores
+from warehouse.schema import etl_rejects, measures, patients, scores
 
 junk = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 patient = st.one_of(st.sampled_from(["P1", "P2", "P3", "P99", ""]), junk)
@@ -54,6 +54,12 @@ def test_every_row_loaded_or_rejected(tmp_path_factory, data):
     rejected = {r.source_line for r in rows(engine, select(etl_rejects.c.source_line))}
     loaded = {r.source_line for r in rows(engine, select(scores.c.source_line))}
     assert not rejected & loaded
+    # scores has no foreign keys (migration 0008): the loader's validation is what keeps orphans out
+    orphans = select(scores.c.source_line).where(
+        scores.c.patient_id.not_in(select(patients.c.patient_id))
+        | scores.c.measure.not_in(select(measures.c.code))
+    )
+    assert rows(engine, orphans) == []
     assert len(rejected) == result.rows_rejected
     assert len(loaded) == result.rows_inserted
     assert result.rows_read == result.rows_inserted + result.rows_rejected + result.rows_unchanged
