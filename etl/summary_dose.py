@@ -26,10 +26,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select
 
 from etl.bulk import bulk_insert
 from warehouse.config import SummaryRules
+from warehouse.db import fetch_rows
 from warehouse.schema import (
     DOSE_ALL_SETTINGS,
     episode_exercise_dose,
@@ -51,18 +52,26 @@ DOSE_COLUMNS = [c.name for c in episode_exercise_dose.columns]
 FIRST_MCID_COLUMNS = [c.name for c in episode_first_mcid.columns]
 
 
-def refresh_outcome_marts(conn: Connection, block: Sequence[str], rules: SummaryRules) -> None:
+#: Patients as a list of ids, or a SELECT of their ids (the refresh's block table: no bound list to expand).
+Patients = Sequence[str] | Select
+
+
+def _ids(block: Patients) -> list[str] | Select:
+    return block if isinstance(block, Select) else list(block)
+
+
+def refresh_outcome_marts(conn: Connection, block: Patients, rules: SummaryRules) -> None:
     """Rewrite both marts for these patients. Call after `episode_measure_summary` of the block is written."""
-    block = list(block)
+    block = _ids(block)
     conn.execute(episode_exercise_dose.delete().where(episode_exercise_dose.c.patient_id.in_(block)))
     conn.execute(episode_first_mcid.delete().where(episode_first_mcid.c.patient_id.in_(block)))
-    if not block:
+    if isinstance(block, list) and not block:
         return
     bulk_insert(conn, episode_exercise_dose, dose_rows(conn, block, rules))
     bulk_insert(conn, episode_first_mcid, first_mcid_rows(conn, block))
 
 
-def dose_rows(conn: Connection, block: Sequence[str], rules: SummaryRules) -> pd.DataFrame:
+def dose_rows(conn: Connection, block: Patients, rules: SummaryRules) -> pd.DataFrame:
     """The block's `episode_exercise_dose` rows (home, clinic and 'all' per episode and type)."""
     s, e = sessions, episodes
     weight = case((s.c.status == "partial", literal(float(rules.partial_session_weight))), else_=literal(1.0))
@@ -86,10 +95,10 @@ def dose_rows(conn: Connection, block: Sequence[str], rules: SummaryRules) -> pd
                 ),
             )
         )
-        .where(e.c.patient_id.in_(list(block)), s.c.status.in_(DONE_STATUSES))
+        .where(e.c.patient_id.in_(_ids(block)), s.c.status.in_(DONE_STATUSES))
         .group_by(e.c.episode_id, e.c.patient_id, s.c.setting, s.c.exercise_type)
     )
-    rows = conn.execute(stmt).all()
+    _names, rows = fetch_rows(conn, stmt)
     if not rows:
         return pd.DataFrame(columns=DOSE_COLUMNS)
     df = pd.DataFrame(
@@ -121,7 +130,7 @@ def with_shares(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def first_mcid_rows(
-    conn: Connection, block: Sequence[str], measure_codes: Sequence[str] = FIRST_MCID_MEASURES
+    conn: Connection, block: Patients, measure_codes: Sequence[str] = FIRST_MCID_MEASURES
 ) -> pd.DataFrame:
     """The block's `episode_first_mcid` rows: the first value at or after the start that reached the threshold,
     for the episodes whose summary says it was reached (so both always agree on who reached it)."""
@@ -153,14 +162,14 @@ def first_mcid_rows(
             )
         )
         .where(
-            e.c.patient_id.in_(list(block)),  # the episodes' (patient_id, start_date) index drives the join
+            e.c.patient_id.in_(_ids(block)),  # the episodes' (patient_id, start_date) index drives the join
             ems.c.measure.in_(list(measure_codes)),
             ems.c.mcid_reached.is_(True),
             reached,
         )
         .group_by(ems.c.episode_id, ems.c.measure, ems.c.patient_id, e.c.start_date)
     )
-    rows = conn.execute(stmt).all()
+    _names, rows = fetch_rows(conn, stmt)
     if not rows:
         return pd.DataFrame(columns=FIRST_MCID_COLUMNS)
     df = pd.DataFrame(rows, columns=["episode_id", "measure", "patient_id", "start_date", "first_mcid_at"])
