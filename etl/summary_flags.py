@@ -55,11 +55,16 @@ def add_caseload_flags(
         out["n_flags"] = pd.Series(dtype="int64")
         return out
     episode_id = out["episode_id"]
-    long = measure_rows[measure_rows["measure"].isin(rules.measures)]
+    by_measure = dict(tuple(measure_rows.groupby("measure", sort=False)))
+    parts = {
+        code: by_measure[code].set_index("episode_id")
+        if code in by_measure
+        else measure_rows.iloc[:0].set_index("episode_id")
+        for code in rules.measures
+    }
 
     def per_measure(field: str, code: str) -> pd.Series:
-        part = long.loc[long["measure"] == code].set_index("episode_id")[field]
-        return pd.Series(part.reindex(episode_id).to_numpy(), index=out.index)
+        return pd.Series(parts[code][field].reindex(episode_id).to_numpy(), index=out.index)
 
     as_of = pd.to_datetime(out["as_of"])
     start = pd.to_datetime(out["start_date"])
