@@ -261,7 +261,7 @@ def _read_marts(conn: Connection, clinic_ids: list[str], catalog: pd.DataFrame, 
         .order_by(es.c.clinic_id, es.c.episode_id)
     )
     parts = [
-        _episode_batch(pd.DataFrame.from_records(rows, columns=names))
+        _episode_batch(dict(zip(names, zip(*rows, strict=True), strict=True)))
         for names, rows in iter_rows(conn, stmt, FETCH_ROWS)
     ]
     episodes = _Episodes(*(np.concatenate(x) for x in zip(*parts, strict=True))) if parts else None
@@ -273,13 +273,14 @@ def _read_marts(conn: Connection, clinic_ids: list[str], catalog: pd.DataFrame, 
     )
     tparts = [
         (
-            np.asarray([r[0] for r in rows], dtype=np.int64),
-            _codes([r[1] for r in rows], SETTING_CODES),
-            np.asarray([r[2] for r in rows], dtype=object),
-            np.asarray([float(r[3]) for r in rows], dtype=float),
-            np.asarray([np.nan if r[4] is None else float(r[4]) for r in rows], dtype=float),
+            np.asarray(episode_id, dtype=np.int64),
+            _codes(setting, SETTING_CODES),
+            np.asarray(exercise_type, dtype=object),
+            _floats(share),
+            _floats(minutes),
         )
         for _names, rows in iter_rows(conn, types_stmt, FETCH_ROWS)
+        for episode_id, setting, exercise_type, share, minutes in [zip(*rows, strict=True)]
     ]
     types = (
         _Types(*(np.concatenate(x) for x in zip(*tparts, strict=True)))
@@ -300,23 +301,29 @@ def _codes(values: pd.Series | np.ndarray | list, names: Sequence[str]) -> np.nd
     return pd.Index(list(names), dtype=object).get_indexer(pd.Index(values, dtype=object))
 
 
-def _episode_batch(eps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One batch of rows as records (`patient` set later, per clinic) and their clinic, therapist, patient ids."""
-    rec = np.zeros(len(eps), dtype=EPISODE_DTYPE)
-    rec["episode_id"] = eps["episode_id"].to_numpy(dtype=np.int64)
-    start = pd.to_datetime(eps["start_date"].astype(str), format="ISO8601").to_numpy().astype("datetime64[D]")
-    rec["start_day"] = start.astype(np.int64)
-    rec["sex"] = _codes(eps["sex"], SEXES)
-    rec["adherence_band"] = _codes(eps["adherence_band"], BAND_NAMES)
-    rec["days_to_mcid"] = pd.to_numeric(eps["days_to_mcid"], errors="coerce").to_numpy(dtype=float)
+def _floats(values: Sequence) -> np.ndarray:
+    """Driver numbers (int, float, Decimal on PostgreSQL; None for NULL) as float64, NaN for None."""
+    return np.asarray(values, dtype=float)
+
+
+def _episode_batch(cols: dict[str, tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One batch of rows, column by column, as records (`patient` set later, per clinic) and their clinic, therapist,
+    patient ids. numpy converts each column in one call (a DataFrame of the rows cost more than the query)."""
+    rec = np.zeros(len(cols["episode_id"]), dtype=EPISODE_DTYPE)
+    rec["episode_id"] = np.asarray(cols["episode_id"], dtype=np.int64)
+    start = pd.to_datetime(pd.Index([str(d) for d in cols["start_date"]]), format="ISO8601")
+    rec["start_day"] = start.to_numpy().astype("datetime64[D]").astype(np.int64)
+    rec["sex"] = _codes(cols["sex"], SEXES)
+    rec["adherence_band"] = _codes(cols["adherence_band"], BAND_NAMES)
+    rec["days_to_mcid"] = _floats(cols["days_to_mcid"])
     for name in _COPIED:
-        values = pd.to_numeric(eps[name], errors="coerce").astype(float)
-        rec[name] = values.fillna(0).to_numpy() if EPISODE_DTYPE[name].kind == "i" else values.to_numpy()
+        values = _floats(cols[name])
+        rec[name] = np.where(np.isnan(values), 0.0, values) if EPISODE_DTYPE[name].kind == "i" else values
     return (
         rec,
-        eps["clinic_id"].to_numpy(dtype=object),
-        eps["therapist_id"].to_numpy(dtype=object),
-        eps["patient_id"].to_numpy(dtype=object),
+        np.asarray(cols["clinic_id"], dtype=object),
+        np.asarray(cols["therapist_id"], dtype=object),
+        np.asarray(cols["patient_id"], dtype=object),
     )
 
 
