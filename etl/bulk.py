@@ -1,129 +1,140 @@
-"""Fast bulk inserts of a DataFrame: one JSON document per chunk on SQLite, COPY on PostgreSQL.
+"""Fast bulk inserts of a DataFrame: multi-row INSERT statements on SQLite, COPY on PostgreSQL.
 
 Only our own table and column names go into the statement text; every value travels as a parameter or COPY row.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+#: Rows per SQLite INSERT statement (at most this many times the column count in parameters, far below SQLite's
+#: 32,766). 1M scores: one row per statement 1.87 s, 100 per statement 1.38 s; more gains nothing (bench notes in
+#: docs/benchmarks.md).
+SQLITE_ROWS_PER_STATEMENT = 100
 
-def python_columns(frame: pd.DataFrame, table: Table) -> list[list[Any]]:
-    """Column-wise lists of plain Python values (None for missing), as both drivers accept them."""
-    out = []
-    for column in table.columns:
-        s = frame[column.name]
-        integer = column.type.python_type is int if hasattr(column.type, "python_type") else False
-        if integer and s.dtype.kind in "fiu":
-            arr = s.to_numpy(dtype=float)
-            out.append([None if v != v else int(v) for v in arr.tolist()])
-        elif s.dtype.kind in "f":
-            arr = s.to_numpy(dtype=float)
+
+def _python_values(s: pd.Series, integer: bool) -> list[Any]:
+    """One column as plain Python values (None for missing), as both drivers accept them. Whole-column numpy
+    conversions only: a Python loop per value cost more than the insert of the value."""
+    kind = s.dtype.kind
+    if kind in "iu":
+        return s.to_numpy().tolist()
+    if kind == "f":
+        arr = s.to_numpy(dtype=float)
+        missing = np.isnan(arr)
+        values = arr.astype(np.int64).tolist() if integer and not missing.any() else arr.tolist()
+        if not missing.any():
+            return values
+        if integer:
             values = arr.tolist()
-            if np.isnan(arr).any():
-                values = [None if v != v else v for v in values]
-            out.append(values)
-        elif s.dtype.kind == "b":
-            out.append([bool(v) for v in s.tolist()])
-        else:
-            out.append(s.astype(object).where(s.notna(), None).tolist())
-    return out
-
-
-#: json_each and the JSON functions are built into every SQLite from 3.38 on; older builds get executemany.
-SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38, 0)
+            return [None if m else int(v) for v, m in zip(values, missing.tolist(), strict=True)]
+        return [None if m else v for v, m in zip(values, missing.tolist(), strict=True)]
+    if kind == "b":
+        return s.to_numpy(dtype=bool).tolist()
+    values = s.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    return values.tolist()
 
 
 @dataclass(frozen=True)
-class JsonRows:
-    """A chunk's rows as one JSON array of arrays, inserted by a single `INSERT ... SELECT ... FROM json_each(?)`.
+class Rows:
+    """Rows held column-wise as Python lists, in a table's column order (or the order a caller names).
 
-    Why: executemany hands SQLite one row at a time and re-takes the GIL after each, so the read-ahead thread's
-    validation and the insert kept stopping each other. One statement per chunk runs the whole insert inside
-    SQLite with the GIL released, in parallel with the validation of the next chunk. The JSON is written by
-    json.dumps in the worker thread: floats in their round-trip form, so stored values are exactly the validated
-    ones. `where` optionally keeps (or drops) the rows whose element at a position is in a set of values.
+    Column-wise because every step that follows is a whole-list operation at C speed: the row-major parameter
+    list of the SQLite statements is built by slice assignment, a subset by `itertools.compress`; only COPY on
+    PostgreSQL wants one tuple per row.
     """
 
-    text: str
-    count: int
-    where: tuple[int, tuple[str, ...], bool] | None = None
+    columns: tuple[list[Any], ...]
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.columns[0]) if self.columns else 0
 
-    def only(self, position: int, values: set[str], keep: bool = True) -> JsonRows:
-        return JsonRows(self.text, self.count, (position, tuple(sorted(values)), keep))
+    def tuples(self) -> Iterator[tuple]:
+        return zip(*self.columns, strict=True)
+
+    def subset(self, mask: np.ndarray) -> Rows:
+        keep = mask.tolist()
+        return Rows(tuple(list(compress(col, keep)) for col in self.columns))
+
+    def flat(self, constant: Any = None, with_constant: bool = False) -> list[Any]:
+        """Row-major values (row 0's columns, then row 1's, ...), optionally with one more constant per row."""
+        width = len(self.columns) + with_constant
+        out: list[Any] = [None] * (len(self) * width)
+        for i, col in enumerate(self.columns):
+            out[i::width] = col
+        if with_constant:
+            out[width - 1 :: width] = [constant] * len(self)
+        return out
 
 
-def prepare_rows(table: Table, frame: pd.DataFrame, dialect: str | None = None) -> list[tuple] | JsonRows:
-    """Rows in the table's column order, ready for `insert_rows` (the CPU-bound half, run in a worker thread).
+def prepare_rows(table: Table, frame: pd.DataFrame) -> Rows:
+    """The frame's columns named like the table's, as Python values (the CPU-bound half, run in a worker thread
+    by the loader while the database inserts the previous chunk)."""
+    cols = []
+    for column in table.columns:
+        try:
+            integer = column.type.python_type is int
+        except NotImplementedError:
+            integer = False
+        cols.append(_python_values(frame[column.name], integer))
+    return Rows(tuple(cols))
 
-    dialect "sqlite": one JSON text (see JsonRows), for the loader's stage-shaped rows whose values are plain
-    text, numbers and None. Otherwise tuples: executemany, or COPY's write_row on PostgreSQL (building COPY
-    text column-wise in pandas was tried and cost three times more; the server-side row checks dominate).
-    """
-    columns = python_columns(frame, table)
-    if dialect == "sqlite" and SQLITE_JSON:
-        text = json.dumps(list(zip(*columns, strict=True)), allow_nan=False, ensure_ascii=False)
-        return JsonRows(text, len(frame))
-    return list(zip(*columns, strict=True))
 
-
-def _insert_json(
-    conn: Connection, table: Table, rows: JsonRows, names: list[str], constant: int | None
+def _insert_sqlite(
+    conn: Connection, table: Table, rows: Rows, names: list[str], constant: int | None
 ) -> None:
-    n = len(names) - (constant is not None)
-    values = [f"json_extract(value, '$[{i}]')" for i in range(n)]
-    params: list[Any] = []
-    if constant is not None:
-        values.append("?")
-        params.append(int(constant))
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(values)} FROM json_each(?)"  # noqa: S608
-    params.append(rows.text)
-    if rows.where is not None:
-        position, keys, keep = rows.where
-        sql += f" WHERE json_extract(value, '$[{int(position)}]') {'IN' if keep else 'NOT IN'} "
-        sql += "(SELECT value FROM json_each(?))"
-        params.append(json.dumps(list(keys), ensure_ascii=False))
-    conn.exec_driver_sql(sql, tuple(params))
+    width = len(names)
+    values = rows.flat(constant, with_constant=constant is not None)
+    per = max(1, min(SQLITE_ROWS_PER_STATEMENT, 30_000 // width))
+    one = "(" + ", ".join("?" * width) + ")"
+
+    def statement(n: int) -> str:
+        return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {', '.join([one] * n)}"  # noqa: S608
+
+    full, rest = divmod(len(rows), per)
+    step = per * width
+    cur = (
+        conn.connection.driver_connection.cursor()
+    )  # the driver's own cursor: lists as parameters, no copies
+    try:
+        if full:
+            cur.executemany(statement(per), (values[i * step : (i + 1) * step] for i in range(full)))
+        if rest:
+            cur.execute(statement(rest), values[full * step :])
+    finally:
+        cur.close()
 
 
 def insert_rows(
     conn: Connection,
     table: Table,
-    rows: list[tuple] | JsonRows,
+    rows: Rows,
     columns: Sequence[str] | None = None,
     constant: int | None = None,
 ) -> None:
     """Bulk-insert rows from `prepare_rows`; `columns` names what each row holds (default: the table's columns)
-    and `constant`, when given, is one more value appended to every row (the batch_id of the fast path).
-
-    Only our own table and column names go into the statement text; the values travel as COPY data or
-    executemany parameters.
-    """
+    and `constant`, when given, is one more value appended to every row (the batch_id of the fast path)."""
     if not len(rows):
         return
     names = list(columns) if columns is not None else [c.name for c in table.columns]
-    if isinstance(rows, JsonRows):
-        _insert_json(conn, table, rows, names, constant)
-    elif conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         dbapi = conn.connection.driver_connection
         with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in rows:
+            for row in rows.tuples():
                 copy.write_row(row if constant is None else (*row, constant))
     else:
-        params = rows if constant is None else [(*r, constant) for r in rows]
-        marks = ", ".join("?" for _ in names)
-        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", params)  # noqa: S608
+        _insert_sqlite(conn, table, rows, names, constant)
 
 
 def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:

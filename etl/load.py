@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from etl import read as reader
-from etl.bulk import JsonRows, insert_rows, prepare_rows
+from etl.bulk import Rows, insert_rows, prepare_rows
 from etl.kinds import KINDS, LOAD_ORDER, Kind
 from etl.mapping import UNIT_FACTORS, Mapping
 from etl.pipeline import read_ahead
@@ -404,13 +403,13 @@ def _load_in_transaction(
             table.create(conn)
             created.add(table.name)
 
-        def prepared(chunks=chunks, kind=kind, table=table, dialect=conn.dialect.name):
+        def prepared(chunks=chunks, kind=kind, table=table):
             for chunk in chunks:
                 if len(chunk.frame):
                     staged = stage(kind, chunk.frame, chunk.lines, ctx)
                 else:  # only rows the reader rejected
                     staged = Staged(rows=pd.DataFrame(), rejects=pd.DataFrame({"line": [], "reasons": []}))
-                yield chunk, staged, prepare_rows(table, staged.rows, dialect) if len(staged.rows) else []
+                yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else Rows(())
 
         for chunk, staged, stage_rows in read_ahead(prepared()):
             _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
@@ -453,7 +452,7 @@ def _load_chunk(
     table: Table,
     chunk: reader.Chunk,
     staged: Staged,
-    stage_rows: list[tuple] | JsonRows,
+    stage_rows: Rows,
     batch_id: int,
     result: BatchResult,
     ctx: Context,
@@ -643,7 +642,7 @@ def _load_facts(
     conn: Connection,
     spec: FactSpec,
     rows: pd.DataFrame,
-    stage_rows: list[tuple] | JsonRows,
+    stage_rows: Rows,
     chunk_patients: set[str],
     seen_patients: set[str],
     batch_id: int,
@@ -667,7 +666,7 @@ def _load_facts(
         if spec.target is sessions:
             _add_exercises_from(conn, rows[direct])
         names = ["source_line", *[c.name for c in spec.stage.columns][1:], "batch_id"]
-        part = stage_rows if direct.all() else _subset(stage_rows, direct, fresh, keep=True)
+        part = stage_rows if direct.all() else stage_rows.subset(direct)
         insert_rows(conn, spec.target, part, names, constant=batch_id)
         result.rows_inserted += int(rows["line"][direct].nunique())
         result.patients_changed.update(rows["patient_id"][direct].unique().tolist())
@@ -675,20 +674,10 @@ def _load_facts(
         return pd.DataFrame({"line": [], "reasons": []})
     s = spec.stage
     conn.execute(s.delete())
-    insert_rows(conn, s, stage_rows if not direct.any() else _subset(stage_rows, direct, fresh, keep=False))
+    insert_rows(conn, s, stage_rows if not direct.any() else stage_rows.subset(~direct))
     if spec.target is sessions:
         _add_exercises(conn)
     return _merge_facts(conn, spec, batch_id, result)
-
-
-def _subset(
-    rows: list[tuple] | JsonRows, mask: np.ndarray, patients: set[str], keep: bool
-) -> list[tuple] | JsonRows:
-    """The prepared rows of these patients (keep) or of the others: the mask selects tuples; a JSON chunk is
-    filtered inside its INSERT by the patient_id element (position 1 of the stage's columns)."""
-    if isinstance(rows, JsonRows):
-        return rows.only(1, patients, keep)
-    return list(compress(rows, (mask if keep else ~mask).tolist()))
 
 
 def _patients_with_facts(conn: Connection, target: Table, candidates: set[str]) -> set[str]:

@@ -314,6 +314,105 @@ PATIENT_VALUES = [
 
 
 def stage_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
+    """Every rule is first evaluated once per distinct cell value (`_plain_scores`): a scores file repeats its
+    patients, measures, sides, values and timestamps (one per measure at a visit), so a chunk of 25,000 rows holds
+    a few thousand distinct cells. Rows that pass every rule that way are staged from those results; the others
+    (a handful in a real file) go through the row-wise checks, which write the reasons. Same rules, same
+    functions, both ways: the distinct values are checked by the very helpers the row-wise path calls.
+    """
+    plain, fast_rows = _plain_scores(df, lines, ctx)
+    if plain.all():
+        return _finish(Reasons(df.index), lines, fast_rows, SCORE_KEY, ["value"])
+    rest = ~plain
+    reasons, slow_rows = _checked_scores(df[rest], lines[rest], ctx)
+    rows = pd.concat([fast_rows, slow_rows]).sort_index(kind="stable") if len(fast_rows) else slow_rows
+    return _finish(reasons, lines[rest], rows, SCORE_KEY, ["value"])
+
+
+def _distinct(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """(code of each row, the distinct values as a Series indexed by code)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=False)
+    return codes, pd.Series(uniques, dtype=s.dtype)
+
+
+def _plain_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[np.ndarray, pd.DataFrame]:
+    """(mask of the rows every rule accepts, those rows staged). Each column's rules run on its distinct values
+    and are broadcast by code; only the range check needs the row's measure and value together."""
+    bad = np.zeros(len(df), dtype=bool)
+    empty = pd.Series("", index=df.index)
+
+    def per_value(s: pd.Series, check: Callable[[Reasons, pd.Series], pd.Series]) -> np.ndarray:
+        codes, values = _distinct(s)
+        r = Reasons(values.index)
+        out = check(r, values)
+        bad[r.rejected.to_numpy()[codes]] = True
+        return out.to_numpy(dtype=object)[codes]
+
+    def patient(r: Reasons, v: pd.Series) -> pd.Series:
+        pid = _clean(v)
+        r.add(pid == "", "missing")
+        _known_patient(r, pid, ctx)
+        return pid
+
+    def measure_code(r: Reasons, v: pd.Series) -> pd.Series:
+        m = _relabel(_clean(v), "measure", ctx).str.lower()
+        r.add(~m.isin(ctx.measures), "not a measure")
+        return m
+
+    def recorded(r: Reasons, v: pd.Series) -> pd.Series:
+        when = _parse_dates(r, _clean(v), "recorded_at", ctx, required=True, with_time=True)
+        return _datetime_text(when)
+
+    def side(r: Reasons, v: pd.Series) -> pd.Series:
+        return _labels(r, _clean(v), "side", ctx, "")
+
+    def number(r: Reasons, v: pd.Series) -> pd.Series:
+        num = _number(_clean(v), ctx.mapping.decimal)
+        r.add(num.isna(), "not a plain number")  # "7/10", missing, junk: the row-wise path decides
+        return num
+
+    pid = per_value(df["patient_id"], patient)
+    measure = per_value(df["measure"], measure_code)
+    when = per_value(df["recorded_at"], recorded)
+    sides = per_value(df.get("side", empty), side)
+    value = per_value(df["value"], number).astype(float)
+    codes = list(ctx.measures)
+    pos = pd.Index(codes).get_indexer(measure)  # -1: unknown, already bad
+    factor = np.ones(len(codes) + 1)
+    for code, unit in ctx.mapping.units.items():
+        rule = ctx.measures.get(code)
+        if rule is not None and unit != rule.unit and (unit, rule.unit) in UNIT_FACTORS:
+            factor[codes.index(code)] = UNIT_FACTORS[(unit, rule.unit)]
+    value = value * factor[pos]
+    lo = np.append([r.min_value for r in ctx.measures.values()], np.nan)[pos]
+    hi = np.append([r.max_value for r in ctx.measures.values()], np.nan)[pos]
+    with np.errstate(invalid="ignore"):
+        bad |= (value < lo) | (value > hi)
+    plain = ~bad
+    index = df.index[plain]
+    rows = pd.DataFrame(
+        {
+            "line": lines.to_numpy()[plain],
+            **{
+                name: pd.Series(
+                    column[plain], index=index, dtype=object
+                )  # kept as Python objects: see _objects
+                for name, column in (
+                    ("patient_id", pid),
+                    ("measure", measure),
+                    ("recorded_at", when),
+                    ("side", sides),
+                )
+            },
+            "value": value[plain],
+        },
+        index=index,
+    )
+    return plain, rows
+
+
+def _checked_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[Reasons, pd.DataFrame]:
+    """The row-wise checks, with every reason written out; returns the reasons and all rows staged."""
     reasons = Reasons(df.index)
     pid = _clean(df["patient_id"])
     measure = _relabel(_clean(df["measure"]), "measure", ctx).str.lower()
@@ -344,7 +443,7 @@ def stage_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
         },
         index=df.index,
     )
-    return _finish(reasons, lines, rows, SCORE_KEY, ["value"])
+    return reasons, rows
 
 
 def _objects(s: pd.Series) -> pd.Series:
