@@ -118,7 +118,8 @@ def refresh_summaries(
         table.drop(conn, checkfirst=True)
         table.create(conn)
     blocks = np.arange(len(ids), dtype=np.int64) // BLOCK_PATIENTS
-    bulk_insert(conn, refresh_patients, pd.DataFrame({"block": blocks, "patient_id": ids}))
+    ids_frame = pd.DataFrame({"block": blocks, "patient_id": pd.Series(ids, dtype=object)})
+    _fill(conn, refresh_patients, ids_frame)
     touched = _clinics(conn)  # outcome packs: the clinics these patients leave...
     written = 0
     for block in range(int(blocks[-1]) + 1 if ids else 0):
@@ -126,6 +127,14 @@ def refresh_summaries(
     touched |= _clinics(conn)  # ...and the ones they are in now (warehouse/outcome_pack.py)
     rebuild_packs(conn, touched, flag_rules)
     return written
+
+
+def _fill(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    """A temporary table's rows, then (PostgreSQL) its statistics: autovacuum never analyzes temporary tables, and
+    without row counts the planner's guesses for the joins with them were off (_clinics 0.05 -> 0.01 s)."""
+    bulk_insert(conn, table, frame)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
 def refresh_all(conn: Connection, *, as_of: date | None = None, rules: SummaryRules | None = None) -> int:
@@ -253,7 +262,7 @@ def _write_windows(conn: Connection, windows: pd.DataFrame, as_of: date, rules: 
             "recent_end": _text(recent_end, day=True),
         }
     )
-    bulk_insert(conn, stage_windows, frame)
+    _fill(conn, stage_windows, frame)
 
 
 def _score_aggregates(conn: Connection, windows: pd.DataFrame) -> pd.DataFrame:
