@@ -196,7 +196,7 @@ def _refresh_block(
     windows = _episode_windows(ep, as_of, rules)
 
     _write_windows(conn, windows, as_of, rules)
-    per_measure = _score_aggregates(conn, windows)
+    per_measure = _score_aggregates(conn, windows, catalog)
     per_episode = _session_aggregates(conn, windows, rules)
     measure_rows = _measure_summary(per_measure, catalog)
     episode_rows = _with_wide_measures(
@@ -265,11 +265,11 @@ def _write_windows(conn: Connection, windows: pd.DataFrame, as_of: date, rules: 
     _fill(conn, stage_windows, frame)
 
 
-def _score_aggregates(conn: Connection, windows: pd.DataFrame) -> pd.DataFrame:
+def _score_aggregates(conn: Connection, windows: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     """Per episode and measure, computed in SQL from the block's scores: how many instants were scored, the first
     and latest instant, the first instant inside the baseline window, and the value at the latest and at the
     baseline instant (the worse side when a measure is scored on both at once: the lowest value of a
-    higher-is-better measure, else the highest).
+    higher-is-better measure in the catalog, else the highest).
 
     A score belongs to the episode whose window holds it (`_episode_windows`: the windows of one patient do not
     overlap). Only these aggregates come back to Python, one row per episode and measure, instead of every score
@@ -277,24 +277,42 @@ def _score_aggregates(conn: Connection, windows: pd.DataFrame) -> pd.DataFrame:
 
     The instants come from the grouping on PostgreSQL, and from index seeks on SQLite: there min/max over the text
     timestamps of every row cost ~0.25 s per 1M scores, three seeks per (episode, measure) on the scores' primary
-    key (patient, measure, recorded_at) ~0.1 s (on PostgreSQL it is the other way round: a sub-plan per seek).
+    key (patient, measure, recorded_at) ~0.07 s (on PostgreSQL it is the other way round: a sub-plan per seek).
+    The seeks sit in the grouping's select list, so each runs once per group, and the value lookups read their
+    result; the higher-is-better codes are bound, not joined from `measures` (the join cost 0.07 s on SQLite).
     """
     if windows.empty:
         return _typed_aggregates(pd.DataFrame(columns=AGGREGATE_COLUMNS))
     w, s = stage_windows, scores
-    by_seek = conn.dialect.name == "sqlite"
-    grouped = [
-        w.c.episode_id,
-        w.c.patient_id,
-        s.c.measure,
-        func.count(s.c.recorded_at.distinct()).label("n_values"),
-    ]
-    if not by_seek:
+    if conn.dialect.name == "sqlite":
+
+        def seek(fn, *bounds):
+            v = scores.alias()
+            at = v.c.recorded_at
+            return (
+                select(fn(at))
+                .where(v.c.patient_id == w.c.patient_id, v.c.measure == s.c.measure, *(b(at) for b in bounds))
+                .scalar_subquery()
+            )
+
+        # a group exists only with a score in its window, so one bound suffices for its first and latest instant
+        instants = [
+            seek(func.min, lambda at: at >= w.c.window_start),
+            seek(func.max, lambda at: at < w.c.window_end),
+            seek(
+                func.min,
+                lambda at: at >= w.c.window_start,
+                lambda at: at < w.c.window_end,
+                lambda at: at >= w.c.baseline_lo,
+                lambda at: at < w.c.baseline_hi,
+            ),
+        ]
+    else:
         in_baseline = and_(s.c.recorded_at >= w.c.baseline_lo, s.c.recorded_at < w.c.baseline_hi)
-        grouped += [
-            func.min(s.c.recorded_at).label("first_at"),
-            func.max(s.c.recorded_at).label("latest_at"),
-            func.min(case((in_baseline, s.c.recorded_at))).label("baseline_at"),
+        instants = [
+            func.min(s.c.recorded_at),
+            func.max(s.c.recorded_at),
+            func.min(case((in_baseline, s.c.recorded_at))),
         ]
     in_window = and_(
         s.c.patient_id == w.c.patient_id,
@@ -302,65 +320,38 @@ def _score_aggregates(conn: Connection, windows: pd.DataFrame) -> pd.DataFrame:
         s.c.recorded_at < w.c.window_end,
     )
     agg = (
-        select(*grouped)
+        select(
+            w.c.episode_id,
+            w.c.patient_id,
+            s.c.measure,
+            func.count(s.c.recorded_at.distinct()).label("n_values"),
+            *(
+                x.label(name)
+                for x, name in zip(instants, ("first_at", "latest_at", "baseline_at"), strict=True)
+            ),
+        )
         .select_from(w.join(s, in_window))
         .group_by(w.c.episode_id, w.c.patient_id, s.c.measure)
         .subquery()
     )
-    m = measures
-    source = agg.outerjoin(m, m.c.code == agg.c.measure)
-    if by_seek:
-        win = stage_windows.alias()
-        source = source.join(win, win.c.episode_id == agg.c.episode_id)
-
-        def seek(fn, *bounds):
-            v = scores.alias()
-            at = v.c.recorded_at
-            return (
-                select(fn(at))
-                .where(
-                    v.c.patient_id == agg.c.patient_id, v.c.measure == agg.c.measure, *(b(at) for b in bounds)
-                )
-                .correlate(agg, win)  # also where nested in `worse_value_at`, two levels down
-                .scalar_subquery()
-            )
-
-        # a group exists only with a score in its window, so one bound suffices for its first and latest instant
-        first_at = seek(func.min, lambda at: at >= win.c.window_start)
-        latest_at = seek(func.max, lambda at: at < win.c.window_end)
-        baseline_at = seek(
-            func.min,
-            lambda at: at >= win.c.window_start,
-            lambda at: at < win.c.window_end,
-            lambda at: at >= win.c.baseline_lo,
-            lambda at: at < win.c.baseline_hi,
-        )
-    else:
-        first_at, latest_at, baseline_at = agg.c.first_at, agg.c.latest_at, agg.c.baseline_at
+    higher = sorted(catalog.loc[catalog["better"] == "higher", "measure"])
 
     def worse_value_at(instant):
         v = scores.alias()
-        worse = case((m.c.better == "higher", func.min(v.c.value)), else_=func.max(v.c.value))
+        worse = case((agg.c.measure.in_(higher), func.min(v.c.value)), else_=func.max(v.c.value))
         return (
             select(worse)
             .where(
                 v.c.patient_id == agg.c.patient_id, v.c.measure == agg.c.measure, v.c.recorded_at == instant
             )
-            .correlate(agg, m)
             .scalar_subquery()
         )
 
     q = select(
-        agg.c.episode_id,
-        agg.c.patient_id,
-        agg.c.measure,
-        agg.c.n_values,
-        first_at,
-        latest_at,
-        baseline_at,
-        worse_value_at(latest_at),
-        worse_value_at(baseline_at),
-    ).select_from(source)
+        *(agg.c[c] for c in AGGREGATE_COLUMNS[:7]),
+        worse_value_at(agg.c.latest_at),
+        worse_value_at(agg.c.baseline_at),
+    )
     out = _read(conn, q, AGGREGATE_COLUMNS).sort_values(["episode_id", "measure"], ignore_index=True)
     return _typed_aggregates(out)
 
