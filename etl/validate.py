@@ -320,13 +320,25 @@ def stage_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     (a handful in a real file) go through the row-wise checks, which write the reasons. Same rules, same
     functions, both ways: the distinct values are checked by the very helpers the row-wise path calls.
     """
-    plain, fast_rows = _plain_scores(df, lines, ctx)
-    if plain.all():
-        return _finish(Reasons(df.index), lines, fast_rows, SCORE_KEY, ["value"])
+    plain, fast_rows, key = _plain_scores(df, lines, ctx)
     rest = ~plain
-    reasons, slow_rows = _checked_scores(df[rest], lines[rest], ctx)
+    if rest.any():
+        reasons, slow_rows = _checked_scores(df[rest], lines[rest], ctx)
+    else:
+        reasons, slow_rows = Reasons(df.index[rest]), fast_rows.iloc[:0]
+    if key is not None and reasons.rejected.all() and not pd.Series(key).duplicated().any():
+        # the usual chunk: the rows that fail are rejected, the others have distinct keys
+        rejected = lines[rest]
+        rejects = pd.DataFrame({"line": rejected.to_numpy(), "reasons": reasons.text().to_numpy()})
+        return Staged(
+            rows=fast_rows.reset_index(drop=True), rejects=rejects if len(rejects) else _no_rejects()
+        )
     rows = pd.concat([fast_rows, slow_rows]).sort_index(kind="stable") if len(fast_rows) else slow_rows
     return _finish(reasons, lines[rest], rows, SCORE_KEY, ["value"])
+
+
+def _no_rejects() -> pd.DataFrame:
+    return pd.DataFrame({"line": np.zeros(0, dtype="int64"), "reasons": np.zeros(0, dtype=object)})
 
 
 def _distinct(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
@@ -335,18 +347,29 @@ def _distinct(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
     return codes, pd.Series(uniques, dtype=s.dtype)
 
 
-def _plain_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[np.ndarray, pd.DataFrame]:
-    """(mask of the rows every rule accepts, those rows staged). Each column's rules run on its distinct values
-    and are broadcast by code; only the range check needs the row's measure and value together."""
+def _plain_scores(
+    df: pd.DataFrame, lines: pd.Series, ctx: Context
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
+    """(mask of the rows every rule accepts, those rows staged, their natural key as one integer each or None).
+
+    Each column's rules run on its distinct values and are broadcast by code; only the range check needs the
+    row's measure and value together. The key numbers each column's distinct *staged* values (" P1" and "P1" are
+    one patient), so equal keys are equal natural keys: a chunk without repeats skips the row-wise duplicate
+    search, which hashed every cell again.
+    """
     bad = np.zeros(len(df), dtype=bool)
     empty = pd.Series("", index=df.index)
+    key: list[tuple[np.ndarray, int]] = []
 
-    def per_value(s: pd.Series, check: Callable[[Reasons, pd.Series], pd.Series]) -> np.ndarray:
+    def per_value(s: pd.Series, check: Callable[[Reasons, pd.Series], pd.Series], in_key: bool = False):
         codes, values = _distinct(s)
         r = Reasons(values.index)
-        out = check(r, values)
+        out = check(r, values).to_numpy(dtype=object)
         bad[r.rejected.to_numpy()[codes]] = True
-        return out.to_numpy(dtype=object)[codes]
+        if in_key:
+            staged_codes, staged = pd.factorize(out, use_na_sentinel=False)
+            key.append((staged_codes[codes], len(staged)))
+        return out[codes]
 
     def patient(r: Reasons, v: pd.Series) -> pd.Series:
         pid = _clean(v)
@@ -371,10 +394,10 @@ def _plain_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[np.
         r.add(num.isna(), "not a plain number")  # "7/10", missing, junk: the row-wise path decides
         return num
 
-    pid = per_value(df["patient_id"], patient)
-    measure = per_value(df["measure"], measure_code)
-    when = per_value(df["recorded_at"], recorded)
-    sides = per_value(df.get("side", empty), side)
+    pid = per_value(df["patient_id"], patient, in_key=True)
+    measure = per_value(df["measure"], measure_code, in_key=True)
+    when = per_value(df["recorded_at"], recorded, in_key=True)
+    sides = per_value(df.get("side", empty), side, in_key=True)
     value = per_value(df["value"], number).astype(float)
     codes = list(ctx.measures)
     pos = pd.Index(codes).get_indexer(measure)  # -1: unknown, already bad
@@ -408,7 +431,14 @@ def _plain_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[np.
         },
         index=index,
     )
-    return plain, rows
+    combined: np.ndarray | None = np.zeros(len(df), dtype=np.int64)
+    if np.prod([float(n) for _, n in key]) < 2.0**62:
+        for codes, n in key:
+            combined = combined * n + codes
+        combined = combined[plain]
+    else:
+        combined = None
+    return plain, rows, combined
 
 
 def _checked_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[Reasons, pd.DataFrame]:
