@@ -5,6 +5,7 @@ Nothing is cast here: every cell stays text so that a rejected row can be stored
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -155,6 +156,7 @@ def iter_chunks(
 ) -> Iterator[Chunk]:
     header_line = 1 + mapping.skip_rows
     next_line = header_line + 1
+    quoted = _has_quotes_after_header(path, mapping, source_header)
     try:
         reader = pd.read_csv(
             path,
@@ -168,7 +170,8 @@ def iter_chunks(
             chunksize=chunk_rows,
         )
         for raw in reader:
-            extra = _embedded_newlines(raw)  # a quoted cell spanning lines moves every later line down
+            # a quoted cell spanning lines moves every later line down; without quotes there is none
+            extra = _embedded_newlines(raw) if quoted else np.zeros(len(raw), dtype="int64")
             lines = pd.Series(
                 next_line + np.arange(len(raw)) + (np.cumsum(extra) - extra), index=raw.index, dtype="int64"
             )
@@ -299,6 +302,30 @@ def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> FileL
         f"{path.name}: not readable as {encoding.removesuffix('-sig')} ({exc.reason} at byte {exc.start}); "
         "set `encoding` in the mapping (e.g. latin-1)"
     )
+
+
+def _has_quotes_after_header(path: Path, mapping: Mapping, source_header: list[str]) -> bool:
+    """Whether any quote character follows the header line (then a cell may span lines). A byte scan, ~20 ms per
+    50 MB, instead of searching every cell of every chunk for newlines (0.15 s per 1M scores). Answers True
+    whenever it cannot be sure: rows skipped before the header, a header cell with a newline, a header line not
+    ended by a newline, an encoding that writes the quote as another byte."""
+    if mapping.skip_rows or any("\n" in h for h in source_header):
+        return True
+    try:
+        encoding = codecs.lookup(mapping.encoding).name
+        quote = '"'.encode("utf-8" if encoding == "utf-8-sig" else encoding)  # no BOM before it
+    except (LookupError, UnicodeError):
+        return True
+    if quote != b'"':
+        return True
+    with path.open("rb") as fh:
+        header = fh.readline(1 << 16)  # a newline inside a quoted header cell is excluded above
+        if not header.endswith(b"\n"):  # another line ending, or a very long header: do not guess
+            return True
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            if quote in block:
+                return True
+    return False
 
 
 def _embedded_newlines(raw: pd.DataFrame) -> np.ndarray:
