@@ -319,12 +319,27 @@ def _score_aggregates(conn: Connection, windows: pd.DataFrame, catalog: pd.DataF
         s.c.recorded_at >= w.c.window_start,
         s.c.recorded_at < w.c.window_end,
     )
+    # Instants scored: the rows, when they all have the same side (the primary key then makes their instants
+    # distinct); else counted again, distinct, for that group only. COUNT(DISTINCT recorded_at) on every group
+    # cost ~0.06 s per 1M scores on SQLite; the distinct sides are a handful per group.
+    c = scores.alias()
+    distinct_instants = (
+        select(func.count(c.c.recorded_at.distinct()))
+        .where(
+            c.c.patient_id == w.c.patient_id,
+            c.c.measure == s.c.measure,
+            c.c.recorded_at >= w.c.window_start,
+            c.c.recorded_at < w.c.window_end,
+        )
+        .scalar_subquery()
+    )
+    n_values = case((func.count(s.c.side.distinct()) == 1, func.count()), else_=distinct_instants)
     agg = (
         select(
             w.c.episode_id,
             w.c.patient_id,
             s.c.measure,
-            func.count(s.c.recorded_at.distinct()).label("n_values"),
+            n_values.label("n_values"),
             *(
                 x.label(name)
                 for x, name in zip(instants, ("first_at", "latest_at", "baseline_at"), strict=True)
