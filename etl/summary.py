@@ -346,7 +346,7 @@ def _score_aggregates(conn: Connection, windows: pd.DataFrame, catalog: pd.DataF
             ),
         )
         .select_from(w.join(s, in_window))
-        .group_by(w.c.episode_id, w.c.patient_id, s.c.measure)
+        .group_by(w.c.episode_id, s.c.measure)  # patient_id: one per episode (its primary key)
         .subquery()
     )
     higher = sorted(catalog.loc[catalog["better"] == "higher", "measure"])
