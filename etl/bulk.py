@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table
 
-#: Rows per SQLite INSERT statement (at most this many times the column count in parameters, far below SQLite's
-#: 32,766). 1M scores: one row per statement 1.87 s, 100 per statement 1.38 s; more gains nothing (bench notes in
-#: docs/benchmarks.md).
-SQLITE_ROWS_PER_STATEMENT = 100
+#: Rows per SQLite INSERT statement, capped so that parameters stay under 30,000 (SQLite allows 32,766). 1M scores
+#: in one thread: one row per statement 1.87 s, 100 per statement 1.38 s, 1,000 or 4,000 1.36 s. Many rows per
+#: statement also mean few GIL hand-overs: the driver releases the GIL while SQLite runs each statement and must
+#: take it back from the read-ahead thread after each one.
+SQLITE_ROWS_PER_STATEMENT = 4000
 
 
 def _python_values(s: pd.Series, integer: bool) -> list[Any]:
