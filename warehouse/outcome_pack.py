@@ -145,22 +145,6 @@ def pack_catalog(conn: Connection) -> pd.DataFrame:
 
 
 # --- writing (ETL) -------------------------------------------------------------------------------------------------
-def clinics_of(conn: Connection, patient_ids: Sequence[str], chunk: int = 5000) -> set[str]:
-    """The clinics of these patients' summarised episodes (before a refresh: the packs they leave; after: the ones
-    they join)."""
-    out: set[str] = set()
-    for i in range(0, len(patient_ids), chunk):
-        part = list(patient_ids[i : i + chunk])
-        out.update(
-            c
-            for c in conn.execute(
-                select(episode_summary.c.clinic_id).where(episode_summary.c.patient_id.in_(part)).distinct()
-            ).scalars()
-            if c is not None
-        )
-    return out
-
-
 #: Episodes read and converted per group of clinics when building packs: bounds the ETL's memory (a 10M-score
 #: load rebuilt 100k episodes' packs in one read and peaked at 450 MB; each episode is ~50 values while read).
 BUILD_EPISODES = 20_000
