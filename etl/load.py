@@ -679,8 +679,9 @@ def _load_facts(
     conn.execute(s.delete())
     insert_rows(conn, s, stage_rows if not direct.any() else stage_rows.subset(~direct))
     if conn.dialect.name == "postgresql":
-        # Autovacuum never analyzes temporary tables, and without a row count the planner hashed the whole fact
-        # table for each chunk's merge (re-export of 1M scores: classify 15.2 -> 4.3 s); one column is enough.
+        # Autovacuum never analyzes temporary tables, and without statistics the planner hashed the whole fact
+        # table for each chunk's merge. Re-export of 1M scores, classify: 15.2 s without, 8.6 s with the
+        # patient_id column only, 3.5 s with the key columns (the whole table: as fast, 2.4 s more to analyze).
         conn.exec_driver_sql(f"ANALYZE {s.name} ({', '.join(spec.key)})")
     if spec.target is sessions:
         _add_exercises(conn)
