@@ -75,8 +75,14 @@ refresh_patients = Table(
 
 
 def _timestamps(s: pd.Series, *, day: bool = False) -> pd.Series:
-    """Driver values to pandas timestamps: ISO text on SQLite, date/datetime objects on PostgreSQL."""
-    out = (pd.to_datetime(s, format="ISO8601") if len(s) else pd.to_datetime(s)).astype("datetime64[us]")
+    """Driver values to pandas timestamps: ISO text on SQLite, date/datetime objects on PostgreSQL; None (or NaN)
+    is NaT. numpy's parser: pandas' ISO8601 path cost ~8x more."""
+    if s.dtype.kind == "M":  # pandas made timestamps of the driver's datetimes already
+        out = s.astype("datetime64[us]")
+    else:
+        out = pd.Series(
+            np.asarray(s.to_numpy(dtype=object, na_value=None), dtype="datetime64[us]"), index=s.index
+        )
     return out.dt.normalize() if day else out
 
 
