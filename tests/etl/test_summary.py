@@ -121,3 +121,28 @@ def test_wide_caseload_columns_mirror_the_long_table(engine, tmp_path):
     assert e.pain_leg_mcid and not e.pain_leg_worsened
     assert e.odi_baseline is None and e.odi_latest == 30 and e.odi_mcid is None
     assert e.numbness_latest is None and e.slr_left_change is None
+
+
+def test_instants_scored_on_one_side_or_on_both(engine, tmp_path):
+    """n_values counts instants, not rows: three instants on one side, two instants on both sides (the worse side
+    is the value)."""
+    _load(
+        engine,
+        tmp_path,
+        [
+            ["P1", "2026-09-01T09:00", "pain_leg", 7, "left"],
+            ["P1", "2026-09-20T09:00", "pain_leg", 6, "left"],
+            ["P1", "2026-10-20T09:00", "pain_leg", 5, "left"],
+            ["P1", "2026-09-01T09:00", "slr_left", 40, "left"],
+            ["P1", "2026-09-01T09:00", "slr_left", 35, "right"],
+            ["P1", "2026-10-20T09:00", "slr_left", 50, "left"],
+            ["P1", "2026-10-20T09:00", "slr_left", 45, "right"],
+        ],
+    )
+    leg, slr = _measure(engine, "pain_leg"), _measure(engine, "slr_left")
+    assert (leg.n_values, leg.baseline_value, leg.latest_value) == (3, 7, 5)
+    assert (slr.n_values, slr.baseline_value, slr.latest_value) == (
+        2,
+        35,
+        45,
+    )  # higher is better: the lower side

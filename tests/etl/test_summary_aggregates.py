@@ -20,15 +20,19 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+import etl.summary
 from etl.load import load_file
 from etl.summary import _changes_and_mcid, _episode_windows, _read, _timestamps, refresh_summaries
 from tests.etl.helpers import AS_OF, PATIENTS_HEADER, SCORES_HEADER, SESSIONS_HEADER, write_csv
 from warehouse.config import SummaryRules
 from warehouse.schema import (
+    episode_exercise_dose,
+    episode_first_mcid,
     episode_measure_summary,
     episode_summary,
     episodes,
     measures,
+    outcome_pack,
     scores,
     sessions,
 )
@@ -327,3 +331,32 @@ def test_sql_aggregates_match_the_per_row_reference(engine, tmp_path, weight):
     for r, (_, e) in zip(got_episodes, expected_episodes.iterrows(), strict=True):
         for col in EPISODE_COMPARED:
             _same(getattr(r, col), e[col], (r.episode_id, col))
+
+
+def _marts(conn) -> dict[str, list]:
+    out = {}
+    for t in (episode_summary, episode_measure_summary, episode_exercise_dose, episode_first_mcid):
+        cols = [c for c in t.columns if c.name != "refreshed_at"]
+        out[t.name] = conn.execute(select(*cols).order_by(*t.primary_key.columns)).all()
+    p = outcome_pack.c
+    out["packs"] = conn.execute(
+        select(p.clinic_id, p.n_episodes, p.names, p.episodes, p.types).order_by(p.clinic_id)
+    ).all()
+    return out
+
+
+def test_blocks_and_patient_order_do_not_change_the_marts(engine, tmp_path, monkeypatch):
+    """The refresh selects each block's patients through its temporary table: several blocks (and the ids in
+    another order, one twice) give the marts of one block."""
+    ids, rules = _build(tmp_path)
+    for name in ("patients.csv", "scores.csv", "sessions.csv"):
+        assert load_file(engine, tmp_path / name, as_of=AS_OF).status == "loaded"
+    with engine.begin() as conn:
+        assert refresh_summaries(conn, ids, as_of=AS_OF, rules=rules) > 60
+        whole = _marts(conn)
+        assert all(whole[name] for name in whole)
+        monkeypatch.setattr(etl.summary, "BLOCK_PATIENTS", 7)
+        assert refresh_summaries(conn, [*ids[::-1], ids[0]], as_of=AS_OF, rules=rules) == len(
+            whole["episode_summary"]
+        )
+        assert _marts(conn) == whole
