@@ -7,8 +7,6 @@ corrected re-export updates the rows whose values changed and keeps the old valu
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +38,7 @@ from etl import read as reader
 from etl.bulk import Rows, insert_rows, prepare_rows
 from etl.kinds import KINDS, LOAD_ORDER, Kind
 from etl.mapping import UNIT_FACTORS, Mapping
+from etl.memory import release_freed_memory
 from etl.pipeline import read_ahead
 from etl.stage_tables import stage_patients, stage_scores, stage_sessions
 from etl.summary import refresh_summaries
@@ -72,7 +71,7 @@ from warehouse.schema import (
 Progress = Callable[[str], None]
 
 EXIT_OK, EXIT_FILE_ERROR, EXIT_REJECTS = 0, 2, 3
-#: Chunks between two returns of freed heap memory to the OS (see _release_freed_memory): ~1M rows at the default.
+#: Chunks between two returns of freed heap memory to the OS (etl/memory.py): ~1M rows at the default size.
 TRIM_EVERY_CHUNKS = 40
 #: Rows of each index ANALYZE samples after a large SQLite load (0 would read them all: 0.3 s per 1M scores).
 SQLITE_ANALYSIS_LIMIT = 1000
@@ -229,27 +228,9 @@ def load_file(
         result.status = "failed"
         result.message = f"{path.name}: the warehouse refused the load, nothing was loaded ({_one_line(exc)})"
         _record_failed_batch(engine, path, result)
-    _release_freed_memory()
+    release_freed_memory()
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _release_freed_memory() -> None:
-    """Hand the heap pages freed so far back to the OS; glibc keeps them otherwise, and chunk after chunk the
-    worker thread's and the main thread's arenas fragment. Called every TRIM_EVERY_CHUNKS chunks and after each
-    file: 10M scores after 100k patients, resident at the start of the facts 249 -> 213 MB, growth during them
-    +34 -> +18 MB. A no-op where the C library has no malloc_trim (musl, macOS, Windows)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
 
 
 def _patients_to_refresh(conn: Connection, result: BatchResult, as_of: date) -> list[str]:
@@ -437,7 +418,7 @@ def _load_in_transaction(
         for n, (chunk, staged, stage_rows) in enumerate(read_ahead(prepared()), start=1):
             _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
             if n % TRIM_EVERY_CHUNKS == 0:
-                _release_freed_memory()
+                release_freed_memory()
             if progress:
                 rate = result.rows_read / max(time.perf_counter() - t0, 1e-9)
                 progress(
