@@ -14,9 +14,7 @@ tests/etl/test_summary_aggregates.py.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -37,6 +35,7 @@ from sqlalchemy import (
 )
 
 from etl.bulk import bulk_insert
+from etl.memory import release_freed_memory
 from etl.stage_tables import stage_windows
 from etl.summary_dose import refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
@@ -135,7 +134,7 @@ def refresh_summaries(
     written = 0
     for block in range(int(blocks[-1]) + 1 if ids else 0):
         written += _refresh_block(conn, block, as_of, rules, catalog, flag_rules)
-        _release_freed_memory()
+        release_freed_memory()
     touched |= _clinics(conn)  # ...and the ones they are in now (warehouse/outcome_pack.py)
     rebuild_packs(conn, touched, flag_rules)
     return written
@@ -147,23 +146,6 @@ def _fill(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     bulk_insert(conn, table, frame)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {table.name}")
-
-
-def _release_freed_memory() -> None:
-    """Hand the heap pages a block freed back to the OS before the next block and the outcome packs: glibc keeps
-    them, and block after block the resident size crept up (10M scores after 100k patients: the refresh's peak, in
-    the pack rebuild, 288 -> 282 MB, same time). As etl.load does between chunks; a no-op without malloc_trim."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
 
 
 def refresh_all(conn: Connection, *, as_of: date | None = None, rules: SummaryRules | None = None) -> int:
