@@ -95,26 +95,35 @@ def prepare_rows(table: Table, frame: pd.DataFrame) -> Rows:
 def _insert_sqlite(
     conn: Connection, table: Table, rows: Rows, names: list[str], constant: int | None
 ) -> None:
+    """Statements of a few fixed sizes only (the largest, then 1,000, 100, 10 and 1 rows for the rest): the driver
+    keeps every distinct statement text prepared in its cache, and one statement per chunk's exact remainder kept
+    up to 128 prepared statements of ~1,000 rows (~45 MB resident after a 10M-row load)."""
     width = len(names)
     values = rows.flat(constant, with_constant=constant is not None)
     per = max(1, min(SQLITE_ROWS_PER_STATEMENT, 30_000 // width))
     one = "(" + ", ".join("?" * width) + ")"
-
-    def statement(n: int) -> str:
-        return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {', '.join([one] * n)}"  # noqa: S608
-
-    full, rest = divmod(len(rows), per)
-    step = per * width
     cur = (
         conn.connection.driver_connection.cursor()
     )  # the driver's own cursor: lists as parameters, no copies
     try:
-        if full:
-            cur.executemany(statement(per), (values[i * step : (i + 1) * step] for i in range(full)))
-        if rest:
-            cur.execute(statement(rest), values[full * step :])
+        start = 0
+        for size, count in statement_sizes(len(rows), per):
+            step = size * width
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {', '.join([one] * size)}"  # noqa: S608
+            cur.executemany(sql, (values[start + i * step : start + (i + 1) * step] for i in range(count)))
+            start += count * step
     finally:
         cur.close()
+
+
+def statement_sizes(n: int, largest: int) -> list[tuple[int, int]]:
+    """(rows per statement, statements) covering n rows: as many of the largest as fit, then 1,000, 100, 10, 1."""
+    out = []
+    for size in sorted({largest, *(s for s in (1000, 100, 10, 1) if s < largest)}, reverse=True):
+        count, n = divmod(n, size)
+        if count:
+            out.append((size, count))
+    return out
 
 
 def insert_rows(
