@@ -504,7 +504,10 @@ def _load_chunk(
 
 
 def _insert_rejects(conn: Connection, batch_id: int, chunk: reader.Chunk, rejects: pd.DataFrame) -> None:
-    grouped = rejects.groupby("line", sort=True)["reasons"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+    if rejects["line"].is_unique:  # one entry per line, the usual case: no grouping in Python
+        grouped = pd.Series(rejects["reasons"].to_numpy(), index=rejects["line"].to_numpy()).sort_index()
+    else:
+        grouped = rejects.groupby("line", sort=True)["reasons"].agg(lambda r: "; ".join(dict.fromkeys(r)))
     if chunk.raw is not None:  # the source keeps each row as it came (FHIR: the resource JSON)
         conn.execute(
             etl_rejects.insert(),
@@ -519,10 +522,12 @@ def _insert_rejects(conn: Connection, batch_id: int, chunk: reader.Chunk, reject
             ],
         )
         return
-    by_line = pd.Series(chunk.frame.index, index=chunk.lines.to_numpy())
-    source = chunk.frame.loc[
-        by_line.loc[grouped.index].to_numpy(), chunk.frame.columns[: len(chunk.source_header)]
-    ]
+    positions = pd.Index(chunk.lines.to_numpy()).get_indexer(grouped.index)
+    if (
+        positions < 0
+    ).any():  # every reject is a line of this chunk; anything else is a bug, not a row to lose
+        raise RuntimeError(f"rejected line(s) not in the chunk: {grouped.index[positions < 0].tolist()[:5]}")
+    source = chunk.frame.iloc[positions, : len(chunk.source_header)]
     raws = reader.raw_text(source, chunk.delimiter)
     conn.execute(
         etl_rejects.insert(),
