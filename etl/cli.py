@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from etl.read import DEFAULT_CHUNK_ROWS
 from warehouse.config import db_url_from_env
-from warehouse.db import make_engine
+from warehouse.db import bulk_session, make_engine
 from warehouse.migrate import current_revision, head_revision, upgrade
 from warehouse.schema import episode_summary, episodes, etl_batches, etl_rejects, patients, scores, sessions
 
@@ -46,6 +46,7 @@ def _upgrade_and_refresh(engine) -> tuple[str | None, str]:
     rev = upgrade(engine)
     if before is not None and before != rev:
         with engine.begin() as conn:
+            bulk_session(conn)
             n = rebuild_marts_as_before(conn)
         print(f"schema upgraded {before} -> {rev}: summaries rebuilt for {n:,} episodes", file=sys.stderr)
     return before, rev
@@ -203,6 +204,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     engine = make_engine(args.db)
     with engine.begin() as conn:
+        bulk_session(conn)
         n = refresh_all(conn, as_of=args.as_of)
     print(f"refreshed summaries for {n:,} episodes")
     return 0

@@ -52,6 +52,7 @@ from etl.validate import (
     stage,
 )
 from warehouse.config import SummaryRules
+from warehouse.db import bulk_session
 from warehouse.schema import (
     clinics,
     episode_summary,
@@ -214,6 +215,7 @@ def load_file(
             _report_already_loaded(result, previous)
         else:
             with engine.begin() as conn:
+                bulk_session(conn)
                 _load_in_transaction(conn, path, sha, source, mapping, as_of, chunk_rows, result, progress)
                 todo = _patients_to_refresh(conn, result, as_of)
                 if todo:

@@ -50,6 +50,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def bulk_session(conn: Connection) -> None:
+    """Settings for the ETL's own write transactions on PostgreSQL (SET LOCAL: they end with the transaction).
+
+    JIT compilation cost 0.37 s of a 1.2 s grouping of 1M scores (its estimated cost passes `jit_above_cost`, and
+    the query runs once: nothing to amortise), and with the default 4 MB of work_mem that grouping sorted on disk
+    (78 MB). The dashboard's connections keep the server's settings. A no-op on SQLite.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{ETL_WORK_MEM}'")
+
+
+#: PostgreSQL work_mem for the ETL's transactions (per sort or hash of one query; the ETL runs one at a time).
+ETL_WORK_MEM = "128MB"
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
