@@ -40,7 +40,7 @@ from etl.stage_tables import stage_windows
 from etl.summary_dose import refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
-from warehouse.db import fetch_rows
+from warehouse.db import fetch_rows, sort_memory
 from warehouse.flag_rules import FlagRules
 from warehouse.outcome_pack import rebuild_all_packs, rebuild_packs
 from warehouse.schema import (
@@ -134,9 +134,10 @@ def refresh_summaries(
     _fill(conn, refresh_patients, ids_frame)
     touched = _clinics(conn)  # outcome packs: the clinics these patients leave...
     written = 0
-    for block in range(int(blocks[-1]) + 1 if ids else 0):
-        written += _refresh_block(conn, block, as_of, rules, catalog, flag_rules)
-        release_freed_memory()
+    with sort_memory(conn):
+        for block in range(int(blocks[-1]) + 1 if ids else 0):
+            written += _refresh_block(conn, block, as_of, rules, catalog, flag_rules)
+            release_freed_memory()
     touched |= _clinics(conn)  # ...and the ones they are in now (warehouse/outcome_pack.py)
     if conn.dialect.name == "postgresql" and len(ids) >= ANALYZE_MARTS_PATIENTS:
         # The pack query joins the marts just written; with the statistics of before (empty episode_measure_summary
