@@ -677,15 +677,21 @@ def _load_facts(
     fresh = (chunk_patients - seen_patients) - _patients_with_facts(
         conn, spec.target, chunk_patients - seen_patients
     )
-    direct = rows["patient_id"].isin(fresh).to_numpy() if fresh else np.zeros(len(rows), dtype=bool)
+    if fresh == chunk_patients:  # the usual chunk of a first load: no per-row membership test
+        direct = np.ones(len(rows), dtype=bool)
+    elif fresh:
+        direct = rows["patient_id"].isin(fresh).to_numpy()
+    else:
+        direct = np.zeros(len(rows), dtype=bool)
     if direct.any():
         if spec.target is sessions:
             _add_exercises_from(conn, rows[direct])
         names = ["source_line", *[c.name for c in spec.stage.columns][1:], "batch_id"]
         part = stage_rows if direct.all() else stage_rows.subset(direct)
         insert_rows(conn, spec.target, part, names, constant=batch_id)
-        result.rows_inserted += int(rows["line"][direct].nunique())
-        result.patients_changed.update(rows["patient_id"][direct].unique().tolist())
+        lines = rows["line"][direct]
+        result.rows_inserted += int(len(lines) if spec.one_row_per_line else lines.nunique())
+        result.patients_changed.update(fresh)
     if direct.all():
         return pd.DataFrame({"line": [], "reasons": []})
     s = spec.stage
