@@ -38,7 +38,7 @@ from etl import read as reader
 from etl.bulk import Rows, insert_rows, prepare_rows
 from etl.kinds import KINDS, LOAD_ORDER, Kind
 from etl.mapping import UNIT_FACTORS, Mapping
-from etl.memory import fix_mmap_threshold, release_freed_memory
+from etl.memory import release_freed_memory
 from etl.pipeline import read_ahead
 from etl.stage_tables import stage_patients, stage_scores, stage_sessions
 from etl.summary import refresh_summaries
@@ -204,7 +204,6 @@ def load_file(
     # peak crept up with the file (1M rows: 291 MB with it, 231 MB with the system allocator, same speed).
     # Process-wide and harmless for other pyarrow users (research/export.py does the same).
     pa.set_memory_pool(pa.system_memory_pool())
-    fix_mmap_threshold()  # etl/memory.py: with the system allocator, keep the chunks' buffers off the heaps
     result = BatchResult(file=str(path))
     started = time.perf_counter()
     try:

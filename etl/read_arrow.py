@@ -54,7 +54,7 @@ class ArrowPrefix:
         names = [f"c{i}" for i in range(self.n_columns)]
         try:
             reader = pacsv.open_csv(
-                pa.OSFile(str(self.path)),  # read, not memory-mapped: mapped pages would count in the RSS
+                self.path,
                 read_options=pacsv.ReadOptions(
                     use_threads=False, block_size=BLOCK_BYTES, skip_rows=1, column_names=names
                 ),
