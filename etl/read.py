@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl import read_arrow
 from etl.kinds import KINDS, Kind, detect_kind
 from etl.mapping import Mapping
 
@@ -155,32 +154,9 @@ def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str
 def iter_chunks(
     path: Path, mapping: Mapping, source_header: list[str], canonical: list[str], chunk_rows: int
 ) -> Iterator[Chunk]:
-    """The file's rows in chunks: Arrow's parser for its plain prefix (etl/read_arrow.py), pandas for the rest."""
     header_line = 1 + mapping.skip_rows
     next_line = header_line + 1
     quoted = _has_quotes_after_header(path, mapping, source_header)
-    if read_arrow.applies(mapping, quoted):
-        prefix = read_arrow.ArrowPrefix(path, len(source_header), mapping.delimiter, chunk_rows, next_line)
-        for raw, lines in prefix:
-            yield _chunk(raw, lines, mapping, source_header, canonical, mapping.delimiter)
-        if prefix.complete:
-            return
-        next_line = prefix.next_line
-    yield from _pandas_chunks(path, mapping, source_header, canonical, chunk_rows, next_line, quoted)
-
-
-def _pandas_chunks(
-    path: Path,
-    mapping: Mapping,
-    source_header: list[str],
-    canonical: list[str],
-    chunk_rows: int,
-    next_line: int,
-    quoted: bool,
-) -> Iterator[Chunk]:
-    """From source line `next_line` on (the line after the header, or where the Arrow prefix stopped)."""
-    first = next_line
-    skip = mapping.skip_rows if first == 2 + mapping.skip_rows else (lambda i: 0 < i < first - 1)
     try:
         reader = pd.read_csv(
             path,
@@ -189,7 +165,7 @@ def _pandas_chunks(
             na_filter=False,
             sep=mapping.delimiter,
             encoding=mapping.encoding,
-            skiprows=skip,
+            skiprows=mapping.skip_rows,
             skip_blank_lines=False,
             chunksize=chunk_rows,
         )
