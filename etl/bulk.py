@@ -31,13 +31,10 @@ def _python_values(s: pd.Series, integer: bool) -> list[Any]:
     if kind == "f":
         arr = s.to_numpy(dtype=float)
         missing = np.isnan(arr)
-        values = arr.astype(np.int64).tolist() if integer and not missing.any() else arr.tolist()
         if not missing.any():
-            return values
-        if integer:
-            values = arr.tolist()
-            return [None if m else int(v) for v, m in zip(values, missing.tolist(), strict=True)]
-        return [None if m else v for v, m in zip(values, missing.tolist(), strict=True)]
+            return arr.astype(np.int64).tolist() if integer else arr.tolist()
+        cast = int if integer else float
+        return [None if m else cast(v) for v, m in zip(arr.tolist(), missing.tolist(), strict=True)]
     if kind == "b":
         return s.to_numpy(dtype=bool).tolist()
     values = s.to_numpy(dtype=object)

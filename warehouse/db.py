@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.expression import Executable
 
@@ -59,6 +59,17 @@ def bulk_session(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+def analyze_postgresql(conn: Connection, *tables: Table, columns: Sequence[str] = ()) -> None:
+    """Fresh PostgreSQL statistics for tables the ETL has just filled (a no-op on SQLite, whose loader runs one
+    sampled ANALYZE at the end). Autovacuum never analyzes temporary tables and reaches the others only later; until
+    then the planner chose plans for tables of the old size (measured cases in etl/load.py and etl/summary.py)."""
+    if conn.dialect.name != "postgresql":
+        return
+    cols = f" ({', '.join(columns)})" if columns else ""
+    for table in tables:
+        conn.exec_driver_sql(f"ANALYZE {table.name}{cols}")
 
 
 @contextmanager
