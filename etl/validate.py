@@ -210,19 +210,10 @@ def _measure_value(
     ten = [code for code, rule in ctx.measures.items() if rule.min_value == 0 and rule.max_value == 10]
     num = _out_of_ten(num, value_text, measure.isin(ten))
     reasons.add(num.isna() & (value_text != ""), quoting(f"{label}: not a number ", value_text))
-    for code, unit in ctx.mapping.units.items():
-        rule = ctx.measures.get(code)
-        if rule is None or unit == rule.unit:
-            continue
-        factor = UNIT_FACTORS.get((unit, rule.unit))
-        if factor is not None:
-            num = num.where(measure != code, num * factor)
-    codes = pd.Index(list(ctx.measures))
-    pos = codes.get_indexer(measure)  # -1 for unknown measures (rejected elsewhere)
-    mins = np.append([r.min_value for r in ctx.measures.values()], np.nan)
-    maxs = np.append([r.max_value for r in ctx.measures.values()], np.nan)
-    lo = pd.Series(mins[pos], index=measure.index)
-    hi = pd.Series(maxs[pos], index=measure.index)
+    converted, lo_values, hi_values = _in_catalog_units(num.to_numpy(dtype=float), measure, ctx)
+    num = pd.Series(converted, index=num.index)
+    lo = pd.Series(lo_values, index=measure.index)
+    hi = pd.Series(hi_values, index=measure.index)
     out = (num < lo) | (num > hi)
 
     def outside(idx: pd.Index) -> pd.Series:
@@ -231,6 +222,23 @@ def _measure_value(
 
     reasons.add(out, outside)
     return num
+
+
+def _in_catalog_units(
+    values: np.ndarray, measure: pd.Series | np.ndarray, ctx: Context
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values converted to their measure's catalog unit as the mapping's [units] say, the measure's min, its max).
+    Codes not in the catalog keep their value and get NaN bounds (they are rejected as unknown elsewhere)."""
+    codes = list(ctx.measures)
+    pos = pd.Index(codes).get_indexer(measure)  # -1: not in the catalog, the appended last entry
+    factor = np.ones(len(codes) + 1)
+    for code, unit in ctx.mapping.units.items():
+        rule = ctx.measures.get(code)
+        if rule is not None and unit != rule.unit and (unit, rule.unit) in UNIT_FACTORS:
+            factor[codes.index(code)] = UNIT_FACTORS[(unit, rule.unit)]
+    lo = np.append([r.min_value for r in ctx.measures.values()], np.nan)
+    hi = np.append([r.max_value for r in ctx.measures.values()], np.nan)
+    return values * factor[pos], lo[pos], hi[pos]
 
 
 def _in_set(s: pd.Series, values: set[str]) -> pd.Series:
@@ -403,17 +411,7 @@ def _plain_scores(
     measure = per_value(df["measure"], measure_code, in_key=True)
     when = per_value(df["recorded_at"], recorded, in_key=True)
     sides = per_value(df.get("side", empty), side, in_key=True)
-    value = per_value(df["value"], number).astype(float)
-    codes = list(ctx.measures)
-    pos = pd.Index(codes).get_indexer(measure)  # -1: unknown, already bad
-    factor = np.ones(len(codes) + 1)
-    for code, unit in ctx.mapping.units.items():
-        rule = ctx.measures.get(code)
-        if rule is not None and unit != rule.unit and (unit, rule.unit) in UNIT_FACTORS:
-            factor[codes.index(code)] = UNIT_FACTORS[(unit, rule.unit)]
-    value = value * factor[pos]
-    lo = np.append([r.min_value for r in ctx.measures.values()], np.nan)[pos]
-    hi = np.append([r.max_value for r in ctx.measures.values()], np.nan)[pos]
+    value, lo, hi = _in_catalog_units(per_value(df["value"], number).astype(float), measure, ctx)
     with np.errstate(invalid="ignore"):
         bad |= (value < lo) | (value > hi)
     plain = ~bad
@@ -436,14 +434,18 @@ def _plain_scores(
         },
         index=index,
     )
-    combined: np.ndarray | None = np.zeros(len(df), dtype=np.int64)
-    if np.prod([float(n) for _, n in key]) < 2.0**62:
-        for codes, n in key:
-            combined = combined * n + codes
-        combined = combined[plain]
-    else:
-        combined = None
-    return plain, rows, combined
+    return plain, rows, _one_number(key, plain)
+
+
+def _one_number(key: list[tuple[np.ndarray, int]], rows: np.ndarray) -> np.ndarray | None:
+    """The selected rows' codes of each key column (code, number of codes) as one int64, None if it could
+    overflow."""
+    if np.prod([float(n) for _, n in key]) >= 2.0**62:
+        return None
+    combined = np.zeros(len(rows), dtype=np.int64)
+    for codes, n in key:
+        combined = combined * n + codes
+    return combined[rows]
 
 
 def _checked_scores(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> tuple[Reasons, pd.DataFrame]:
