@@ -524,10 +524,9 @@ def _insert_rejects(conn: Connection, batch_id: int, chunk: reader.Chunk, reject
         )
         return
     positions = pd.Index(chunk.lines.to_numpy()).get_indexer(grouped.index)
-    if (
-        positions < 0
-    ).any():  # every reject is a line of this chunk; anything else is a bug, not a row to lose
-        raise RuntimeError(f"rejected line(s) not in the chunk: {grouped.index[positions < 0].tolist()[:5]}")
+    missing = positions < 0  # every reject is a line of this chunk; anything else is a bug, not a row to lose
+    if missing.any():
+        raise RuntimeError(f"rejected line(s) not in the chunk: {grouped.index[missing].tolist()[:5]}")
     source = chunk.frame.iloc[positions, : len(chunk.source_header)]
     raws = reader.raw_text(source, chunk.delimiter)
     conn.execute(
