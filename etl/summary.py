@@ -37,7 +37,7 @@ from sqlalchemy import (
 from etl.bulk import bulk_insert
 from etl.memory import release_freed_memory
 from etl.stage_tables import stage_windows
-from etl.summary_dose import refresh_outcome_marts
+from etl.summary_dose import clear_outcome_marts, refresh_outcome_marts
 from etl.summary_flags import add_caseload_flags, rules_from_catalog, sync_caseload_flags
 from warehouse.config import SummaryRules
 from warehouse.db import analyze_postgresql, fetch_rows, sort_memory
@@ -207,6 +207,9 @@ def _refresh_block(
     conn.execute(episode_measure_summary.delete().where(episode_measure_summary.c.patient_id.in_(ids)))
     conn.execute(episode_summary.delete().where(episode_summary.c.patient_id.in_(ids)))
     if ep.empty:
+        # No episodes (any more): nothing to write, but the outcome marts' rows of these patients must go as well,
+        # or old dose / first-MCID rows would outlive the episodes they were computed for.
+        clear_outcome_marts(conn, ids)
         return 0
     ep["start_date"] = _timestamps(ep["start_date"], day=True)
     ep["end_date"] = _timestamps(ep["end_date"], day=True)

@@ -63,12 +63,19 @@ def _ids(block: Patients) -> list[str] | Select:
 def refresh_outcome_marts(conn: Connection, block: Patients, rules: SummaryRules) -> None:
     """Rewrite both marts for these patients. Call after `episode_measure_summary` of the block is written."""
     block = _ids(block)
-    conn.execute(episode_exercise_dose.delete().where(episode_exercise_dose.c.patient_id.in_(block)))
-    conn.execute(episode_first_mcid.delete().where(episode_first_mcid.c.patient_id.in_(block)))
+    clear_outcome_marts(conn, block)
     if isinstance(block, list) and not block:
         return
     bulk_insert(conn, episode_exercise_dose, dose_rows(conn, block, rules))
     bulk_insert(conn, episode_first_mcid, first_mcid_rows(conn, block))
+
+
+def clear_outcome_marts(conn: Connection, block: Patients) -> None:
+    """Delete both marts' rows of these patients: the first half of `refresh_outcome_marts`, and all of it for a
+    refresh block without episodes (`etl.summary._refresh_block`), whose old rows would otherwise stay behind."""
+    block = _ids(block)
+    conn.execute(episode_exercise_dose.delete().where(episode_exercise_dose.c.patient_id.in_(block)))
+    conn.execute(episode_first_mcid.delete().where(episode_first_mcid.c.patient_id.in_(block)))
 
 
 def dose_rows(conn: Connection, block: Patients, rules: SummaryRules) -> pd.DataFrame:
@@ -176,4 +183,11 @@ def first_mcid_rows(
     return df[FIRST_MCID_COLUMNS]
 
 
-__all__ = ["refresh_outcome_marts", "dose_rows", "first_mcid_rows", "with_shares", "FIRST_MCID_MEASURES"]
+__all__ = [
+    "refresh_outcome_marts",
+    "clear_outcome_marts",
+    "dose_rows",
+    "first_mcid_rows",
+    "with_shares",
+    "FIRST_MCID_MEASURES",
+]
