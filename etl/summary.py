@@ -341,7 +341,9 @@ def _score_aggregates(conn: Connection, windows: pd.DataFrame, catalog: pd.DataF
     )
     # Instants scored: the rows, when they all have the same side (the primary key then makes their instants
     # distinct); else counted again, distinct, for that group only. COUNT(DISTINCT recorded_at) on every group
-    # cost ~0.06 s per 1M scores on SQLite; the distinct sides are a handful per group.
+    # cost ~0.06 s per 1M scores on SQLite. "Same side" is min = max rather than COUNT(DISTINCT side) = 1 (the same
+    # truth, NULLs included): a DISTINCT aggregate made PostgreSQL sort all 1M joined rows for a GroupAggregate
+    # (0.43 s of the 1.16 s query) where a HashAggregate needs no sort.
     c = scores.alias()
     distinct_instants = (
         select(func.count(c.c.recorded_at.distinct()))
@@ -353,7 +355,7 @@ def _score_aggregates(conn: Connection, windows: pd.DataFrame, catalog: pd.DataF
         )
         .scalar_subquery()
     )
-    n_values = case((func.count(s.c.side.distinct()) == 1, func.count()), else_=distinct_instants)
+    n_values = case((func.min(s.c.side) == func.max(s.c.side), func.count()), else_=distinct_instants)
     agg = (
         select(
             w.c.episode_id,
