@@ -72,8 +72,11 @@ from warehouse.schema import (
 Progress = Callable[[str], None]
 
 EXIT_OK, EXIT_FILE_ERROR, EXIT_REJECTS = 0, 2, 3
-#: Chunks between two returns of freed heap memory to the OS (etl/memory.py): ~1M rows at the default size.
-TRIM_EVERY_CHUNKS = 40
+#: Rows read between two returns of freed heap memory to the OS (etl/memory.py).
+TRIM_EVERY_ROWS = 1_000_000
+#: Chunks parsed and validated ahead of the one being written (etl/pipeline.py). With the default chunk size, one
+#: ahead holds fewer rows in memory than two ahead of 25,000-row chunks did (docs/benchmarks.md).
+READ_AHEAD_DEPTH = 1
 #: Rows of each index ANALYZE samples after a large SQLite load (0 would read them all: 0.3 s per 1M scores).
 SQLITE_ANALYSIS_LIMIT = 1000
 
@@ -417,10 +420,12 @@ def _load_in_transaction(
                     staged = Staged(rows=pd.DataFrame(), rejects=pd.DataFrame({"line": [], "reasons": []}))
                 yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else Rows(())
 
-        for n, (chunk, staged, stage_rows) in enumerate(read_ahead(prepared()), start=1):
+        trimmed_at = result.rows_read
+        for chunk, staged, stage_rows in read_ahead(prepared(), depth=READ_AHEAD_DEPTH):
             _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
-            if n % TRIM_EVERY_CHUNKS == 0:
+            if result.rows_read - trimmed_at >= TRIM_EVERY_ROWS:
                 release_freed_memory()
+                trimmed_at = result.rows_read
             if progress:
                 rate = result.rows_read / max(time.perf_counter() - t0, 1e-9)
                 progress(
