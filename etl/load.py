@@ -73,10 +73,10 @@ Progress = Callable[[str], None]
 
 EXIT_OK, EXIT_FILE_ERROR, EXIT_REJECTS = 0, 2, 3
 #: Rows read between two returns of freed heap memory to the OS (etl/memory.py).
-TRIM_EVERY_ROWS = 1_000_000
-#: Chunks parsed and validated ahead of the one being written (etl/pipeline.py). With the default chunk size, one
-#: ahead holds fewer rows in memory than two ahead of 25,000-row chunks did (docs/benchmarks.md).
-READ_AHEAD_DEPTH = 1
+TRIM_EVERY_ROWS = 250_000
+#: Chunks parsed and validated ahead of the one being written (etl/pipeline.py): one, so two chunks are in memory
+#: at most, as many rows as 25,000-row chunks held with more ahead (docs/benchmarks.md).
+READ_AHEAD = 1
 #: Rows of each index ANALYZE samples after a large SQLite load (0 would read them all: 0.3 s per 1M scores).
 SQLITE_ANALYSIS_LIMIT = 1000
 
@@ -421,7 +421,7 @@ def _load_in_transaction(
                 yield chunk, staged, prepare_rows(table, staged.rows) if len(staged.rows) else Rows(())
 
         trimmed_at = result.rows_read
-        for chunk, staged, stage_rows in read_ahead(prepared(), depth=READ_AHEAD_DEPTH):
+        for chunk, staged, stage_rows in read_ahead(prepared(), ahead=READ_AHEAD):
             _load_chunk(conn, kind, table, chunk, staged, stage_rows, batch_id, result, ctx, seen_patients)
             if result.rows_read - trimmed_at >= TRIM_EVERY_ROWS:
                 release_freed_memory()
