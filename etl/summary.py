@@ -55,6 +55,7 @@ from warehouse.schema import (
     scores,
     sessions,
 )
+from warehouse.sqltext import timestamp_text
 
 #: Patients per refresh block. Only per-episode rows come back to Python (the facts are grouped in SQL), so a
 #: block's memory is tens of MB; bigger blocks mean fewer statements and less fixed pandas work per row (500 -> 2,000:
@@ -90,17 +91,11 @@ def _timestamps(s: pd.Series, *, day: bool = False) -> pd.Series:
 
 
 def _text(values: pd.Series, *, day: bool = False) -> pd.Series:
-    """Timestamps as the text SQLAlchemy stores on SQLite ("2025-01-31" or "2025-01-31 08:00:00.000000"; None for
-    NaT), which PostgreSQL parses as well. Each distinct value is formatted once (a block's dates repeat: a few
-    hundred days for 10,000 episodes), with numpy: pandas' strftime cost ~2 µs a value."""
-    arr = values.to_numpy(dtype="datetime64[us]")
-    if day:
-        arr = arr.astype("datetime64[D]")
-    distinct, inverse = np.unique(arr, return_inverse=True)
-    text = [t.replace("T", " ") for t in np.datetime_as_string(distinct, unit="D" if day else "us").tolist()]
-    out = np.asarray(text, dtype=object)[inverse] if len(arr) else np.zeros(0, dtype=object)
-    out[np.isnat(arr)] = None
-    return pd.Series(out, index=values.index, dtype=object)
+    """Timestamps as the text SQLAlchemy stores on SQLite (warehouse/sqltext.py), which PostgreSQL parses as well;
+    None for NaT."""
+    return pd.Series(
+        timestamp_text(values.to_numpy(dtype="datetime64[us]"), day=day), index=values.index, dtype=object
+    )
 
 
 def _catalog(conn: Connection) -> pd.DataFrame:
