@@ -40,7 +40,7 @@ test: lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	$(PY) -m bench --repeat 3
 
 bench-large: $(VENV)/.installed
 	$(PY) -m bench --large

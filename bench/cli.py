@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pg-max-rows", type=int, default=DEFAULT_ROWS, help="run PostgreSQL cases at sizes up to this"
     )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per case before it is killed")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every case N times, interleaved, and report each case's median run (a noisy machine)",
+    )
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat: at least 1")
     groups: set[str] = set()
     for g in args.only.split(","):
         g = g.strip()
@@ -179,6 +189,60 @@ def run_case(name: str, case: str, params: dict[str, Any], tmp_root: Path | None
     return result
 
 
+def _case(name: str, case: str, params: dict[str, Any], args: argparse.Namespace) -> Callable[[], dict]:
+    return lambda: run_case(name, case, params, args.tmp_dir, args.timeout)
+
+
+def _pg_case(
+    server: pg.PgServer, name: str, case: str, common: dict[str, Any], args: argparse.Namespace
+) -> Callable[[], dict]:
+    """One run of a PostgreSQL case, in a database of its own, created before and dropped after."""
+
+    def run() -> dict:
+        try:
+            db = server.create_database(name.replace(".", "_"))
+        except Exception as exc:  # noqa: BLE001
+            say(f"{name}: FAILED: {exc}")
+            return {"ok": False, "error": f"create database: {exc}"}
+        params = {
+            **common,
+            "backend": "postgresql",
+            "url": server.url(db),
+            "dsn": server.dsn(db),
+            "chunk_rows": args.chunk_rows,
+        }
+        try:
+            return run_case(name, case, params, args.tmp_dir, args.timeout)
+        finally:
+            try:
+                server.drop_database(db)
+            except Exception as exc:  # noqa: BLE001
+                say(f"{name}: could not drop database {db}: {exc}")
+
+    return run
+
+
+def median_run(results: list[dict]) -> dict:
+    """One case's runs as one result: the run whose first load took the median time (the lower middle one for an
+    even count), with every run's seconds in `runs`, and as peak RSS of each timed part the highest of the runs
+    (a memory bound must hold in every run). A failed run makes the case failed: it is not averaged away."""
+    if len(results) == 1:
+        return results[0]
+    failed = [r for r in results if not r.get("ok")]
+    if failed:
+        return {**failed[0], "runs_failed": len(failed), "runs_total": len(results)}
+    ordered = sorted(results, key=lambda r: r["first"]["seconds"])
+    chosen = ordered[(len(ordered) - 1) // 2]
+    out = {**chosen, "runs": [r["first"]["seconds"] for r in results]}
+    for part, timing in chosen.items():
+        if isinstance(timing, dict) and "peak_rss_mb" in timing:
+            peaks = [
+                r[part]["peak_rss_mb"] for r in results if r.get(part, {}).get("peak_rss_mb") is not None
+            ]
+            out[part] = {**timing, "peak_rss_mb": max(peaks)}
+    return out
+
+
 def run_size(args: argparse.Namespace, n: int, server: pg.PgServer | None, pg_skip: str | None) -> dict:
     size: dict[str, Any] = {"rows": n, "patients": data.n_patients(n), "cases": {}}
     try:
@@ -190,25 +254,25 @@ def run_size(args: argparse.Namespace, n: int, server: pg.PgServer | None, pg_sk
     size["input"] = str(scores)
     size["input_mb"] = round(scores.stat().st_size / 1e6, 1)
     common = {"scores": str(scores), "patients": str(patients), "as_of": data.AS_OF.isoformat()}
-    c = size["cases"]
     g = args.groups
     say(f"== {n:,} rows ==")
+    plan: list[tuple[str, Callable[[], dict]]] = []
     if "ours" in g:
         params = {**common, "url": "sqlite:///warehouse.sqlite", "chunk_rows": args.chunk_rows}
-        c["sqlite.ours"] = run_case("sqlite.ours", "ours", params, args.tmp_dir, args.timeout)
+        plan.append(("sqlite.ours", _case("sqlite.ours", "ours", params, args)))
     if "naive" in g:
         if args.skip_naive_large and n >= LARGE_ROWS:
             say(f"sqlite.naive: skipped at {n:,} rows (--skip-naive-large)")
             size["naive_skipped"] = "--skip-naive-large"
         else:
             params = {**common, "backend": "sqlite", "db": "naive.sqlite"}
-            c["sqlite.naive"] = run_case("sqlite.naive", "naive", params, args.tmp_dir, args.timeout)
-            params["via"] = "sqlalchemy"
-            c["sqlite.naive_sa"] = run_case("sqlite.naive_sa", "naive", params, args.tmp_dir, args.timeout)
+            plan.append(("sqlite.naive", _case("sqlite.naive", "naive", params, args)))
+            params = {**params, "via": "sqlalchemy"}
+            plan.append(("sqlite.naive_sa", _case("sqlite.naive_sa", "naive", params, args)))
     if "floor" in g:
         for shape, name in (("plain", "sqlite.floor"), ("pk", "sqlite.floor_pk")):
             params = {**common, "db": "floor.sqlite", "shape": shape}
-            c[name] = run_case(name, "floor", params, args.tmp_dir, args.timeout)
+            plan.append((name, _case(name, "floor", params, args)))
     if "pg" in g:
         if pg_skip:
             size["pg_skipped"] = pg_skip
@@ -219,26 +283,14 @@ def run_size(args: argparse.Namespace, n: int, server: pg.PgServer | None, pg_sk
             if args.skip_naive_large and n >= LARGE_ROWS:
                 pg_cases.remove(("pg.naive", "naive"))
             for name, case in pg_cases:
-                try:
-                    db = server.create_database(name.replace(".", "_"))
-                except Exception as exc:  # noqa: BLE001
-                    c[name] = {"ok": False, "error": f"create database: {exc}"}
-                    say(f"{name}: FAILED: {exc}")
-                    continue
-                params = {
-                    **common,
-                    "backend": "postgresql",
-                    "url": server.url(db),
-                    "dsn": server.dsn(db),
-                    "chunk_rows": args.chunk_rows,
-                }
-                try:
-                    c[name] = run_case(name, case, params, args.tmp_dir, args.timeout)
-                finally:
-                    try:
-                        server.drop_database(db)
-                    except Exception as exc:  # noqa: BLE001
-                        say(f"{name}: could not drop database {db}: {exc}")
+                plan.append((name, _pg_case(server, name, case, common, args)))
+    runs: dict[str, list[dict]] = {name: [] for name, _ in plan}
+    for r in range(args.repeat):
+        if args.repeat > 1:
+            say(f"-- run {r + 1} of {args.repeat}")
+        for name, run in plan:  # interleaved: a slower spell of the machine hits every case alike
+            runs[name].append(run())
+    size["cases"] = {name: median_run(results) for name, results in runs.items()}
     size["ratios"] = report.ratios(size)
     return size
 
@@ -255,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "chunk_rows": args.chunk_rows,
             "skip_naive_large": args.skip_naive_large,
+            "repeat": args.repeat,
             "as_of": data.AS_OF.isoformat(),
         },
         "sizes": [],

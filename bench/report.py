@@ -172,7 +172,8 @@ def case_lines(size: dict[str, Any], rows_spec, title: str) -> list[str]:
         if case is None or (part != "first" and not case.get("ok")):
             continue
         if not case.get("ok"):
-            lines.append(f"  {label:<42} {'FAILED':>9} {'':>11} {'':>10}  {case.get('error', '')[:90]}")
+            runs = f"{case['runs_failed']} of {case['runs_total']} runs: " if "runs_failed" in case else ""
+            lines.append(f"  {label:<42} {'FAILED':>9} {'':>11} {'':>10}  {runs}{case.get('error', '')[:90]}")
             continue
         t = case.get(part)
         if t is None:
@@ -183,6 +184,10 @@ def case_lines(size: dict[str, Any], rows_spec, title: str) -> list[str]:
         rate = n / t["seconds"] if t["seconds"] > 0 and part != "same_file" else None
         rss = t.get("peak_rss_mb")
         notes = []
+        if part == "first" and len(case.get("runs", ())) > 1:
+            notes.append(
+                f"median of {len(case['runs'])} runs ({min(case['runs']):.2f}-{max(case['runs']):.2f} s)"
+            )
         if t.get("cpu_seconds") is not None and part != "same_file":
             notes.append(f"CPU {t['cpu_seconds']:.1f} s")
         if "summary_seconds" in t and t.get("summary_seconds"):
