@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, select
 
-from etl.read import DEFAULT_CHUNK_ROWS
+from etl.read import CHUNK_ROWS, DEFAULT_CHUNK_ROWS
 from warehouse.config import db_url_from_env
 from warehouse.db import bulk_session, make_engine
 from warehouse.migrate import current_revision, head_revision, upgrade
@@ -289,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat dates after this day as in the future (default: today)",
     )
     p.add_argument(
-        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (memory vs speed)"
+        "--chunk-rows",
+        type=int,
+        default=None,
+        help=f"rows per chunk, memory vs speed (default: {CHUNK_ROWS['scores']:,} for scores files, "
+        f"{DEFAULT_CHUNK_ROWS:,} for the others)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_load)

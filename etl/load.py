@@ -167,7 +167,7 @@ def load_files(
     mapping: Mapping | None = None,
     kind: str | None = None,
     as_of: date | None = None,
-    chunk_rows: int = reader.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     rules: SummaryRules | None = None,
     progress: Progress | None = None,
 ) -> list[BatchResult]:
@@ -195,10 +195,12 @@ def load_file(
     mapping: Mapping | None = None,
     kind: str | None = None,
     as_of: date | None = None,
-    chunk_rows: int = reader.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     rules: SummaryRules | None = None,
     progress: Progress | None = None,
 ) -> BatchResult:
+    """Load one file in one transaction (see the module docstring). `chunk_rows`: rows per chunk, by default
+    `etl.read.chunk_rows_for` the file's kind."""
     path = Path(path)
     mapping = mapping or Mapping()
     as_of = as_of or date.today()
@@ -212,6 +214,7 @@ def load_file(
     try:
         source = reader.open_source(path, mapping, kind)
         result.kind = source.batch_kind
+        chunk_rows = chunk_rows or reader.chunk_rows_for(source.batch_kind)
         sha = reader.sha256_file(path)
         previous = _previous_batch(engine, sha, source.batch_kind, mapping.label)
         if previous is not None:

@@ -19,10 +19,16 @@ import pandas as pd
 from etl.kinds import KINDS, Kind, detect_kind
 from etl.mapping import Mapping
 
-#: Rows per chunk. Validation has a fixed cost per chunk (pandas' per-call overhead, ~25 ms of CPU), so 50,000
-#: rows load 1M scores ~0.4 s faster than 25,000 did; the loader reads only one chunk ahead (etl/load.py), which
-#: keeps the rows held in memory close to what two chunks of 25,000 ahead held (docs/benchmarks.md).
-DEFAULT_CHUNK_ROWS = 50_000
+#: Rows per chunk, by file kind (`chunk_rows_for`). Validation costs ~25 ms of CPU per chunk whatever its size
+#: (pandas' per-call overhead), so a scores file loads 1M rows ~0.4 s faster in chunks of 50,000 than of 25,000; the
+#: loader holds two chunks at most (etl/load.py). The other kinds keep 25,000: their row-wise validation holds more
+#: per row, and a 423,000-row sessions file peaked at 317 MB in chunks of 50,000, at 242 MB in chunks of 25,000.
+DEFAULT_CHUNK_ROWS = 25_000
+CHUNK_ROWS = {"scores": 50_000}
+
+
+def chunk_rows_for(kind: str) -> int:
+    return CHUNK_ROWS.get(kind, DEFAULT_CHUNK_ROWS)
 
 
 class FileLevelError(Exception):

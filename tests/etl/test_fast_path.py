@@ -86,3 +86,20 @@ def test_fresh_and_known_patients_in_one_chunk(engine, tmp_path):
     assert _latest(engine, "P1") == 4 and _latest(engine, "P2") == 3
     batches = {b for (b,) in rows(engine, select(scores.c.batch_id).where(scores.c.patient_id == "P2"))}
     assert batches == {r.batch_id}
+
+
+def test_default_chunk_size_is_the_file_kinds(engine, tmp_path, monkeypatch):
+    """Without `chunk_rows`, a scores file is read in chunks of its own size and other kinds in the default one
+    (etl.read.chunk_rows_for): counted by the loader's progress line, one per chunk."""
+    import etl.read
+
+    monkeypatch.setattr(etl.read, "DEFAULT_CHUNK_ROWS", 2)
+    monkeypatch.setattr(etl.read, "CHUNK_ROWS", {"scores": 3})
+    seen: list[str] = []
+    load_file(engine, patients_file(tmp_path, 6), as_of=AS_OF, progress=seen.append)
+    assert sum("rows read" in m for m in seen) == 3  # 6 patients / 2
+    seen.clear()
+    data = _scores({"P1": [7, 6, 5], "P2": [5, 4, 3]})
+    load_file(engine, write_csv(tmp_path / "s.csv", SCORES_HEADER, data), as_of=AS_OF, progress=seen.append)
+    assert sum("rows read" in m for m in seen) == 2  # 6 scores / 3
+    assert count(engine, scores) == 6
