@@ -182,7 +182,7 @@ def _optional_number(
     if col not in df.columns:
         return pd.Series(np.nan, index=df.index)
     s = _clean(df[col])
-    num = _number(s, ctx.mapping.decimal)
+    num = _number_per_value(s, ctx.mapping.decimal)
     if hi == 10:
         num = _out_of_ten(num, s, True)
     reasons.add(num.isna() & (s != ""), quoting(f"{col}: not a number ", s))
@@ -190,6 +190,14 @@ def _optional_number(
     if integer:
         reasons.add(num.notna() & (num != num.round()), quoting(f"{col}: not a whole number ", s))
     return num
+
+
+def _number_per_value(s: pd.Series, decimal: str) -> pd.Series:
+    """`_number` once per distinct text, broadcast to the rows: a chunk's counts, minutes and ratings hold a few
+    dozen distinct values, and parsing every cell of the seven number columns was a third of validating a sessions
+    chunk (0.65 of 2.0 s per 423,000 rows)."""
+    codes, values = _distinct(s)
+    return pd.Series(_number(values, decimal).to_numpy(dtype=float)[codes], index=s.index)
 
 
 def _measure_value(
