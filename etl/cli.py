@@ -140,6 +140,17 @@ def cmd_load(args: argparse.Namespace) -> int:
     return exit_code(results)
 
 
+#: A rejected row longer than this is cut on screen (a runaway quote or a pasted document); --json has it whole.
+SHOWN_ROW_CHARS = 1000
+
+
+def _shown_row(raw: str | None) -> str:
+    raw = raw or ""
+    if len(raw) <= SHOWN_ROW_CHARS:
+        return raw
+    return f"{raw[:SHOWN_ROW_CHARS]} ... ({len(raw):,} characters in all; --json shows the whole row)"
+
+
 def cmd_rejects(args: argparse.Namespace) -> int:
     engine = make_engine(args.db)
     q = (
@@ -166,7 +177,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         print(f"{r.file_name}:{r.source_line} (batch {r.batch_id}): {r.reasons}")
-        print(f"    {r.raw_row}")
+        print(f"    {_shown_row(r.raw_row)}")
     if len(rows) == args.limit:
         print(f"(first {args.limit} shown; use --limit)")
     return 0

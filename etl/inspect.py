@@ -18,7 +18,9 @@ from pathlib import Path
 
 from etl.kinds import KINDS, detect_kind
 from etl.mapping import BUILTIN_VALUES, Mapping, load_mapping
-from etl.read import FileLevelError, detect_format
+from etl.read import FileLevelError, detect_format, utf16_encoding
+from etl.validate import date_part
+from warehouse.catalog import measure_rows
 
 SAMPLE_BYTES = 256 * 1024
 SAMPLE_ROWS = 200
@@ -72,8 +74,25 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "therapist_id": ("therapist", "therapist id", "pt", "clinician", "therapeut"),
     "birth_year": ("birth year", "year of birth", "yob", "born", "geburtsjahr"),
     "sex": ("sex", "gender", "geschlecht"),
-    "episode_start": ("episode start", "start", "start date", "intake date", "referral date", "beginn"),
-    "episode_end": ("episode end", "end", "end date", "discharge date", "discharged"),
+    "episode_start": (
+        "episode start",
+        "start",
+        "start date",
+        "intake date",
+        "referral date",
+        "beginn",
+        "behandlungsbeginn",
+        "aufnahme",
+    ),
+    "episode_end": (
+        "episode end",
+        "end",
+        "end date",
+        "discharge date",
+        "discharged",
+        "behandlungsende",
+        "entlassung",
+    ),
     "symptom_onset": ("symptom onset", "onset", "onset date"),
     "first_name": ("first name", "given name", "vorname"),
     "last_name": ("last name", "family name", "surname", "nachname"),
@@ -86,18 +105,14 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "lumbar_flexion": ("lumbar flexion", "flexion"),
     "vas_pain": ("vas", "vas pain"),
     "rmdq": ("rmdq", "roland morris"),
+    "sbi": ("sbi", "sciatica bothersomeness", "sciatica bothersomeness index"),
+    "fingertip_floor": ("fingertip floor", "fingertip to floor", "ftf", "fba", "finger boden abstand"),
+    "schober": ("schober", "modified schober"),
+    "promis_pf": ("promis pf", "promis physical function"),
+    "promis_pi": ("promis pi", "promis pain interference"),
 }
-MEASURE_COLUMNS = {
-    "pain_leg",
-    "pain_back",
-    "numbness",
-    "odi",
-    "slr_left",
-    "slr_right",
-    "lumbar_flexion",
-    "vas_pain",
-    "rmdq",
-}
+#: Every measure of the catalog: a visits column or a scores `measure` value named after one loads as it is.
+MEASURE_COLUMNS = {m["code"] for m in measure_rows()}
 DATE_COLUMNS = {"recorded_at", "visit_date", "session_date", "episode_start", "episode_end", "symptom_onset"}
 LABEL_COLUMNS = ("status", "setting", "sex", "side")
 DATE_CANDIDATES = (
@@ -219,7 +234,10 @@ class Guess:
 def _measure_code(label: str) -> str | None:
     n = _norm(label)
     stripped = _norm(re.sub(r"\(.*?\)|\[.*?\]", "", label))
-    return next((c for c in sorted(MEASURE_COLUMNS) if n in SYNONYMS[c] or stripped in SYNONYMS[c]), None)
+    return next(
+        (c for c in sorted(MEASURE_COLUMNS) if n in SYNONYMS.get(c, ()) or stripped in SYNONYMS.get(c, ())),
+        None,
+    )
 
 
 def _canonical_values(col: str) -> set[str]:
@@ -230,6 +248,9 @@ def _canonical_values(col: str) -> set[str]:
 def _guess_encoding(raw: bytes) -> str:
     if raw.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
+    utf16 = utf16_encoding(raw)
+    if utf16:
+        return utf16
     try:
         raw.decode("utf-8")
         return "utf-8-sig"
@@ -265,13 +286,18 @@ def _guess_date(values: list[str]) -> str | None:
     if not values:
         return None
     for fmt in DATE_CANDIDATES:
-        try:
-            for v in values:
-                datetime.strptime(v, fmt)
-        except ValueError:
-            continue
-        return fmt
+        day_only = date_part(fmt)
+        if all(_parses(v, fmt) or _parses(v, day_only) for v in values):
+            return fmt  # a date alone in a column of date-times is read as 00:00
     return None
+
+
+def _parses(value: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(value, fmt)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_date(values: list[str]) -> bool:
@@ -357,6 +383,12 @@ def _finish_guess(g: Guess, rows: list[list[str]]) -> None:
             unknown = sorted({v for v in values if v and v.lower() not in known})
             if unknown:
                 g.unknown_labels[ours] = unknown[:20]
+    # a date column still empty in this export (no discharges yet) will be written like the file's other dates
+    day_formats = {date_part(f) for f in g.dates.values()}
+    if len(day_formats) == 1:
+        for theirs, ours in g.columns.items():
+            if ours in DATE_COLUMNS and ours not in g.dates and not any(cols.get(theirs, [])):
+                g.dates[ours] = next(iter(day_formats))
     if g.delimiter != ",":
         numeric = [v for h, ours in g.columns.items() for v in cols.get(h, []) if ours not in DATE_COLUMNS]
         if any(re.fullmatch(r"-?\d+,\d+", v) for v in numeric):

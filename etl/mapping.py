@@ -155,6 +155,20 @@ CANONICAL_VALUES: dict[str, set[str]] = {
 KNOWN_UNITS = sorted({u for pair in UNIT_FACTORS for u in pair})
 
 
+def _check_date_format(path: Path, key: str, date_format: object) -> None:
+    """A [dates] entry must be a format the loader can use: a bad directive (`%Q`) fails the mapping, not a load."""
+    import pandas as pd
+
+    if not isinstance(date_format, str) or "%" not in date_format:
+        raise MappingError(
+            f'{path}: [dates] {key} = {date_format!r} is not a date format; write it with % codes, e.g. "%d.%m.%Y"'
+        )
+    try:
+        pd.to_datetime(pd.Series(["x"]), format=date_format, errors="coerce")
+    except ValueError as exc:
+        raise MappingError(f"{path}: [dates] {key} = {date_format!r}: {exc}") from None
+
+
 def load_mapping(path: str | Path | None) -> Mapping:
     """Read and check a mapping file; every mistake found is a MappingError naming the file and the key."""
     if path is None:
@@ -186,12 +200,32 @@ def load_mapping(path: str | Path | None) -> Mapping:
                 f"use one of {sorted(allowed)}"
             )
     units = {str(k): str(v) for k, v in doc.get("units", {}).items()}
+    from warehouse.catalog import measure_rows
+
+    codes = sorted(m["code"] for m in measure_rows())
     for measure, unit in units.items():
+        if measure not in codes:
+            raise MappingError(f"{path}: [units] {measure!r} is not a measure code; use one of {codes}")
         if unit not in KNOWN_UNITS:
             raise MappingError(
                 f"{path}: [units] {measure} = {unit!r} is not a unit we convert; use one of {KNOWN_UNITS}"
             )
-    dates = doc.get("dates", {})
+    dates = {str(k): v for k, v in doc.get("dates", {}).items()}
+    for key, date_format in dates.items():
+        _check_date_format(path, key, date_format)
+    delimiter = src.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise MappingError(
+            f'{path}: [source] delimiter = {delimiter!r}; use one character, e.g. ";" or "\\t" for a tab'
+        )
+    decimal = src.get("decimal", ".")
+    if decimal not in (".", ","):
+        raise MappingError(f'{path}: [source] decimal = {decimal!r}; use "." or ","')
+    skip_rows = src.get("skip_rows", 0)
+    if not isinstance(skip_rows, int) or isinstance(skip_rows, bool) or skip_rows < 0:
+        raise MappingError(
+            f"{path}: [source] skip_rows = {skip_rows!r}; use the number of lines above the header"
+        )
     fmt = src.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise MappingError(f"{path}: [source] format = {fmt!r}; use one of {list(FORMATS)}")
@@ -210,13 +244,13 @@ def load_mapping(path: str | Path | None) -> Mapping:
         name=src.get("name", path.stem),
         kind=src.get("kind"),
         encoding=src.get("encoding", "utf-8-sig"),
-        delimiter=src.get("delimiter", ","),
-        decimal=src.get("decimal", "."),
-        skip_rows=int(src.get("skip_rows", 0)),
+        delimiter=delimiter,
+        decimal=decimal,
+        skip_rows=skip_rows,
         columns={str(k): str(v) for k, v in doc.get("columns", {}).items()},
         values=values,
         date_format=dates.get("format"),
-        date_formats={str(k): str(v) for k, v in dates.items() if k != "format"},
+        date_formats={k: v for k, v in dates.items() if k != "format"},
         units=units,
         constants={str(k): str(v) for k, v in doc.get("constants", {}).items()},
         format=fmt,

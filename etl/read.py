@@ -67,9 +67,16 @@ def sha256_file(path: Path) -> str:
 def _check_text(path: Path, encoding: str) -> None:
     with path.open("rb") as fh:
         head = fh.read(64 * 1024)
-    if not head.strip():
+    if not head.removeprefix(codecs.BOM_UTF8).strip():  # a BOM and blank lines, as an editor saves "nothing"
         raise FileLevelError(f"{path.name}: the file is empty")
-    if b"\x00" in head:
+    utf16 = utf16_encoding(head)
+    wide = _codec_name(encoding).startswith(("utf-16", "utf-32"))
+    if utf16 and not wide:
+        raise FileLevelError(
+            f"{path.name}: the file is UTF-16 text (as Excel's 'Unicode Text' saves it); load it with a mapping "
+            f'whose [source] has encoding = "{utf16}" (see data/mappings/README.md, or draft one with `etl inspect`)'
+        )
+    if b"\x00" in head and not wide:
         raise FileLevelError(f"{path.name}: not a CSV text file (binary content)")
     if head[:4] == b"PK\x03\x04":
         raise FileLevelError(f"{path.name}: looks like a spreadsheet (.xlsx/.zip), not CSV")
@@ -80,6 +87,28 @@ def _check_text(path: Path, encoding: str) -> None:
             raise _encoding_error(path, encoding, exc) from None
     except LookupError:
         raise FileLevelError(f"{path.name}: unknown encoding {encoding!r} in the mapping") from None
+
+
+def utf16_encoding(head: bytes) -> str | None:
+    """'utf-16' when the bytes start with a UTF-16 byte-order mark, 'utf-16-le'/'utf-16-be' when every other byte
+    of the start is a NUL (UTF-16 without a BOM), else None."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") and head[:4] != b"\xff\xfe\x00\x00":
+        return "utf-16"
+    sample = head[:512]
+    if len(sample) >= 8 and len(sample) % 2 == 0:
+        odd, even = sample[1::2], sample[0::2]
+        if odd.count(0) >= 0.9 * len(odd) and not even.count(0):
+            return "utf-16-le"
+        if even.count(0) >= 0.9 * len(even) and not odd.count(0):
+            return "utf-16-be"
+    return None
+
+
+def _codec_name(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return encoding
 
 
 def read_header(path: Path, mapping: Mapping) -> tuple[list[str], list[str]]:
@@ -107,7 +136,7 @@ def _blank_unnamed(name: str) -> str:
     return "" if name.startswith("Unnamed: ") and name[9:].split(".")[0].isdigit() else name
 
 
-SEPARATOR_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe"}
+SEPARATOR_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 
 
 def _separator_hint(canonical: list[str], mapping: Mapping) -> str:
@@ -121,6 +150,19 @@ def _separator_hint(canonical: list[str], mapping: Mapping) -> str:
                 f"; the header looks {name}-separated: load it with a mapping whose [source] has "
                 f'delimiter = "{shown}" (see data/mappings/README.md, or draft one with `etl inspect`)'
             )
+    return ""
+
+
+def _content_hint(canonical: list[str]) -> str:
+    """A header that is not a header at all: JSON or a web page saved under a .csv name."""
+    first = canonical[0].lstrip() if canonical else ""
+    if first.startswith(("{", "[")):
+        return (
+            "; the file looks like JSON, not CSV (a FHIR file loads when named .json/.ndjson or with "
+            '[source] format = "fhir" in a mapping)'
+        )
+    if first.startswith("<"):
+        return "; the file looks like HTML or XML, not CSV (a web page or error page saved instead of the export?)"
     return ""
 
 
@@ -144,6 +186,7 @@ def resolve_kind(path: Path, canonical: list[str], mapping: Mapping, forced: str
                 f"{path.name}: cannot tell the file kind from its header {canonical[:8]}; "
                 f"expected the columns of one of: {', '.join(KINDS)} (or pass --kind)"
                 + _separator_hint(canonical, mapping)
+                + _content_hint(canonical)
             )
         kind = detected
     present = set(canonical) | set(mapping.constants)
@@ -283,6 +326,8 @@ class XlsxSource(CsvSource):
 def open_source(path: Path, mapping: Mapping, forced_kind: str | None = None):
     """The file as a source of (kind, chunks) segments, in load order; FileLevelError when it cannot be read."""
     path = Path(path)
+    if path.is_dir():
+        raise FileLevelError(f"{path.name}: is a folder; pass its files (e.g. {path.name}/*.csv)")
     if not path.is_file():
         raise FileLevelError(f"{path.name}: no such file")
     if path.stat().st_size == 0:

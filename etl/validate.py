@@ -8,6 +8,7 @@ those, never none.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,6 +107,14 @@ def _require(reasons: Reasons, df: pd.DataFrame, cols: tuple[str, ...]) -> None:
 
 def _number(s: pd.Series, decimal: str) -> pd.Series:
     if decimal != ".":
+        # a "." is a thousands separator only between groups of three digits ("1.234,5"); "6.5" in a file whose
+        # decimal mark is "," is not a number (read as 65 it would pass the range check of a 0-100 measure)
+        dotted = s.str.contains(".", regex=False).fillna(False)
+        if dotted.any():
+            grouped = s.str.fullmatch(r"[+-]?\d{1,3}(?:\.\d{3})+(?:" + re.escape(decimal) + r"\d*)?").fillna(
+                False
+            )
+            s = s.where(~dotted | grouped, "not a number")
         s = s.str.replace(".", "", regex=False).str.replace(decimal, ".", regex=False)
     return pd.to_numeric(s, errors="coerce")
 
@@ -124,17 +133,59 @@ def _out_of_ten(num: pd.Series, text: pd.Series, scale_is_ten: pd.Series | bool)
     return num.fillna(parsed)
 
 
+def date_part(fmt: str) -> str:
+    """The date part of a strptime format: '%d.%m.%Y %H:%M' -> '%d.%m.%Y' (the format itself when it has no time)."""
+    found = re.search(r"[\sT,]*%[HIMSpz]", fmt)
+    return fmt[: found.start()] if found and found.start() > 0 else fmt
+
+
+def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
+    """pd.to_datetime with unparseable cells as NaT, naive at the clinic's wall-clock time. Cells with different
+    UTC offsets (`+01` and `+02` across a DST change) make pandas refuse the whole column: then the offsets are cut
+    off the times and the column read again, and what still fails is read cell by cell."""
+    try:
+        parsed = pd.to_datetime(s, format=fmt, errors="coerce")
+    except ValueError:
+        parsed = None
+        if fmt == "ISO8601" or fmt.endswith("%z"):
+            local = s.str.replace(r"(:\d\d(?:\.\d+)?)\s*(?:Z|[+-]\d\d(?::?\d\d)?)$", r"\1", regex=True)
+            with contextlib.suppress(ValueError):
+                parsed = pd.to_datetime(local, format=fmt.removesuffix("%z").rstrip(), errors="coerce")
+        if parsed is None:
+
+            def one(text: str) -> pd.Timestamp:
+                try:
+                    t = pd.to_datetime(text, format=fmt, errors="coerce")
+                except ValueError:
+                    return pd.NaT
+                return t.tz_localize(None) if not pd.isna(t) and t.tzinfo is not None else t
+
+            parsed = pd.Series([one(v) for v in s], index=s.index, dtype="datetime64[ns]")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed
+
+
 def _parse_dates(
     reasons: Reasons, s: pd.Series, col: str, ctx: Context, *, required: bool, with_time: bool = False
 ) -> pd.Series:
     fmt = ctx.mapping.date_format_for(col)
     if fmt:
-        parsed = pd.to_datetime(s, format=fmt, errors="coerce")
+        parsed = _to_datetime(s, fmt)
+        day_only = date_part(fmt)
+        if with_time and day_only != fmt and parsed.isna().any():
+            # a date alone means 00:00, with a format as without one
+            missing = parsed.isna() & (s != "")
+            parsed = parsed.where(~missing, _to_datetime(s[missing], day_only).reindex(s.index))
     elif with_time:
         # Keep the wall-clock time the clinic recorded: offsets differ across a DST change, and mixing them
         # would make pandas refuse the whole column.
         local = s.str.replace(r"(?:Z|[+-]\d{2}:?\d{2})$", "", regex=True)
-        parsed = pd.to_datetime(local, format="ISO8601", errors="coerce")
+        parsed = _to_datetime(local, "ISO8601")
+        # ISO 8601 also reads "2026-10" and "2026" (reduced precision) as the 1st of the month / year: a
+        # measurement needs its day, which takes 8 characters at least (20261031, 2026-1-5); a length is cheaper
+        # than a pattern on every distinct timestamp
+        parsed = parsed.where((local.str.len() >= 8).fillna(False).to_numpy(dtype=bool))
     else:
         parsed = pd.to_datetime(s, format=DATE_FMT, errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
@@ -626,7 +677,8 @@ def stage_patients(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     _require(reasons, pd.DataFrame(cols), ("patient_id", "clinic_id", "therapist_id", "birth_year", "sex"))
     year = pd.to_numeric(cols["birth_year"], errors="coerce")
     reasons.add(
-        year.isna() & (cols["birth_year"] != ""), quoting("birth_year: not a year ", cols["birth_year"])
+        (year.isna() | (year != year.round())) & (cols["birth_year"] != ""),
+        quoting("birth_year: not a year ", cols["birth_year"]),
     )
     reasons.add(
         (year < 1900) | (year > ctx.as_of.year),
