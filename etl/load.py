@@ -217,12 +217,18 @@ def load_file(
         chunk_rows = chunk_rows or reader.chunk_rows_for(source.batch_kind)
         sha = reader.sha256_file(path)
         previous = _previous_batch(engine, sha, source.batch_kind, mapping.label)
-        if previous is not None:
+        if previous is not None and not _waited_for_patients(engine, previous):
             _report_already_loaded(result, previous)
         else:
             with engine.begin() as conn:
                 bulk_session(conn)
                 _load_in_transaction(conn, path, sha, source, mapping, as_of, chunk_rows, result, progress)
+                if previous is not None:
+                    again = (
+                        f"read again: batch {previous['batch_id']} of these bytes rejected rows for unknown "
+                        "patients, and patients were loaded since"
+                    )
+                    result.message = "; ".join(m for m in (again, result.message) if m)
                 todo = _patients_to_refresh(conn, result, as_of)
                 if todo:
                     if progress:
@@ -274,6 +280,24 @@ def _previous_batch(engine: Engine, sha: str, kind: str, mapping: str) -> dict[s
             .limit(1)
         ).first()
     return row._asdict() if row else None
+
+
+def _waited_for_patients(engine: Engine, previous: dict[str, Any]) -> bool:
+    """Whether the earlier load of these bytes rejected rows for unknown patients and patients were loaded after
+    it. Then the file is read again, so that those rows load now (its other rows come back unchanged): the reject
+    says "load its patients file first", and without this a user who did so would find the file still recognised
+    as loaded, its rows rejected for good."""
+    batch = previous["batch_id"]
+    with engine.connect() as conn:
+        waited = conn.execute(
+            select(etl_rejects.c.reject_id)
+            .where(etl_rejects.c.batch_id == batch, etl_rejects.c.reasons.contains("unknown patient"))
+            .limit(1)
+        ).first()
+        return waited is not None and (
+            conn.execute(select(patients.c.patient_id).where(patients.c.batch_id > batch).limit(1)).first()
+            is not None
+        )
 
 
 def _report_already_loaded(result: BatchResult, previous: dict[str, Any]) -> None:

@@ -86,3 +86,24 @@ def test_patient_reassignment_is_an_update(engine, tmp_path):
     result = load_file(engine, path, as_of=AS_OF)
     assert (result.rows_inserted, result.rows_updated, result.rows_unchanged) == (0, 1, 2)
     assert count(engine, fact_revisions) == 1
+
+
+def test_rows_rejected_for_unknown_patients_load_once_the_patients_are_in(engine, tmp_path):
+    """The reject says "load its patients file first": after that, loading the same bytes again reads them again
+    (only then), the waiting rows load, the others come back unchanged, and a further load changes nothing."""
+    load_file(engine, patients_file(tmp_path, 3), as_of=AS_OF)
+    data = [*DATA[:3], ["P4", "2026-09-01T09:00:00", "pain_leg", "5", ""]]
+    path = write_csv(tmp_path / "scores.csv", SCORES_HEADER, data)
+    first = load_file(engine, path, as_of=AS_OF)
+    assert (first.rows_inserted, first.rows_rejected) == (3, 1)
+    assert load_file(engine, path, as_of=AS_OF).status == "unchanged"  # no patients loaded since: nothing to retry
+
+    load_file(engine, patients_file(tmp_path, 4, name="more.csv"), as_of=AS_OF)
+    again = load_file(engine, path, as_of=AS_OF)
+    assert again.status == "loaded" and again.batch_id != first.batch_id
+    assert (again.rows_inserted, again.rows_unchanged, again.rows_rejected) == (1, 3, 0)
+    assert "read again" in again.message
+    assert count(engine, scores) == 4
+
+    third = load_file(engine, path, as_of=AS_OF)
+    assert third.status == "unchanged" and third.batch_id == again.batch_id
