@@ -419,15 +419,7 @@ def _load_in_transaction(
     ctx = _context(conn, as_of, mapping)
     _check_units(path, mapping, ctx)
     _check_codes(path, mapping, ctx)
-    messages = [source.message()]
-    if source.batch_kind == "visits":
-        ignored = [
-            c
-            for c in source.canonical
-            if c and c not in ctx.measures and c not in ("patient_id", "visit_date")
-        ]
-        if ignored:
-            messages.append("ignored columns (not measure codes): " + ", ".join(ignored))
+    messages = [source.message(), _ignored_columns(source, ctx)]
     result.message = "; ".join(m for m in messages if m) or None
     t0 = time.perf_counter()
     created: set[str] = set()
@@ -483,6 +475,27 @@ def _load_in_transaction(
         conn.exec_driver_sql("PRAGMA analysis_limit=0")
     else:
         analyze_postgresql(conn, scores, sessions, patients, episodes)
+
+
+def _ignored_columns(source: Any, ctx: Context) -> str | None:
+    """The file's columns the loader does not read, for the batch message: a misspelled optional column
+    (`duration` for `duration_min`, `pain` for `pain_during`) would otherwise lose its values without a word.
+    None for FHIR (resources, not columns)."""
+    canonical = getattr(source, "canonical", None)
+    if canonical is None:
+        return None
+    kind = source.kind
+    if kind.name == "visits":
+        ignored = [c for c in canonical if c and c not in ctx.measures and c not in kind.required]
+        return "ignored columns (not measure codes): " + ", ".join(ignored) if ignored else None
+    known = {*kind.required, *kind.optional}
+    ignored = [c for c in canonical if c and c not in known]
+    if not ignored:
+        return None
+    return (
+        f"ignored columns (not {kind.name} columns; map them in a mapping's [columns] if they are): "
+        + ", ".join(ignored)
+    )
 
 
 def _load_chunk(

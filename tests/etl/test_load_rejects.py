@@ -202,3 +202,29 @@ def test_batches_record_lineage(engine, tmp_path):
     (batch,) = rows(engine, select(etl_batches))
     assert batch.file_name == "patients.csv" and len(batch.sha256) == 64
     assert batch.status == "loaded" and batch.rows_read == 3 and batch.batch_id == result.batch_id
+
+
+def test_columns_the_loader_does_not_read_are_named_in_the_batch_message(engine, tmp_path):
+    """A misspelled optional column would lose its values without a word: the message names it. The canonical
+    columns alone say nothing."""
+    load_file(engine, patients_file(tmp_path), as_of=AS_OF)
+    header = [
+        "patient_id",
+        "session_date",
+        "setting",
+        "exercise",
+        "exercise_type",
+        "status",
+        "duration",
+        "pain",
+    ]
+    row = ["P1", "2026-10-01", "home", "bird dog", "core_strengthening", "completed", "20", "3"]
+    result = load_file(engine, write_csv(tmp_path / "sessions.csv", header, [row]), as_of=AS_OF)
+    assert result.rows_inserted == 1
+    assert "ignored columns (not sessions columns" in result.message
+    assert result.message.endswith(": duration, pain")
+
+    plain = write_csv(
+        tmp_path / "scores.csv", SCORES_HEADER, [["P1", "2026-10-01 09:00", "pain_leg", "5", ""]]
+    )
+    assert load_file(engine, plain, as_of=AS_OF).message is None
