@@ -43,6 +43,7 @@ from etl.pipeline import read_ahead
 from etl.stage_tables import stage_patients, stage_scores, stage_sessions
 from etl.summary import refresh_summaries
 from etl.validate import (
+    PATIENT_KEY,
     SCORE_KEY,
     SESSION_KEY,
     SESSION_VALUES,
@@ -616,7 +617,11 @@ def _classify(
     return {int(k): int(n) for k, n in conn.execute(q)}
 
 
-def _pop_conflicts(conn: Connection, s: Table, f: Table, on, same, batch_id: int) -> pd.DataFrame:
+def _pop_conflicts(
+    conn: Connection, s: Table, f: Table, on, same, batch_id: int, key: Sequence[str]
+) -> pd.DataFrame:
+    """Rows repeating a key this same batch wrote from an earlier chunk, with other values: rejected in the words
+    of the in-chunk check (etl/validate.py, `_split_duplicates`), whichever chunk the first one was in."""
     q = (
         select(s.c.line, func.min(f.c.source_line))
         .select_from(s.join(f, on))
@@ -629,7 +634,10 @@ def _pop_conflicts(conn: Connection, s: Table, f: Table, on, same, batch_id: int
     return pd.DataFrame(
         {
             "line": lines,
-            "reasons": [f"duplicate of line {first} (same key) with different values" for _, first in found],
+            "reasons": [
+                f"duplicate of line {first} (same {', '.join(key)}) with different values"
+                for _, first in found
+            ],
         }
     )
 
@@ -669,7 +677,7 @@ def _merge_facts(conn: Connection, spec: FactSpec, batch_id: int, result: BatchR
     counts = _classify(conn, s, f, on, same, batch_id, not spec.one_row_per_line, pk)
     conflicts = pd.DataFrame({"line": [], "reasons": []})
     if counts.get(3):
-        conflicts = _pop_conflicts(conn, s, f, on, same, batch_id)
+        conflicts = _pop_conflicts(conn, s, f, on, same, batch_id, spec.key)
     if counts.get(2):
         _record_revisions(conn, s, f, on, same, batch_id, spec.key, spec.values)
     if counts.get(1) or counts.get(2):  # which patients get new or updated rows (their marts are refreshed)
@@ -828,10 +836,7 @@ def _merge_patients(conn: Connection, batch_id: int, result: BatchResult) -> pd.
     }
     conflicts = pd.DataFrame({"line": [], "reasons": []})
     if counts.get(3):
-        conflicts = _pop_conflicts(conn, s, e, on_e, same_e, batch_id)
-        conflicts["reasons"] = conflicts["reasons"].str.replace(
-            "(same key)", "(same patient_id, episode_start)"
-        )
+        conflicts = _pop_conflicts(conn, s, e, on_e, same_e, batch_id, PATIENT_KEY)
     if counts.get(2):
         q = (
             select(

@@ -103,3 +103,16 @@ def test_default_chunk_size_is_the_file_kinds(engine, tmp_path, monkeypatch):
     load_file(engine, write_csv(tmp_path / "s.csv", SCORES_HEADER, data), as_of=AS_OF, progress=seen.append)
     assert sum("rows read" in m for m in seen) == 2  # 6 scores / 3
     assert count(engine, scores) == 6
+
+
+def test_a_conflict_with_an_earlier_chunk_is_worded_as_one_within_a_chunk(engine, tmp_path):
+    from warehouse.schema import etl_rejects
+
+    load_file(engine, patients_file(tmp_path, 3), as_of=AS_OF)
+    data = _scores({"P1": [7, 6, 5, 4]})
+    data.append(["P1", "2026-10-01 09:00", "pain_leg", 1, ""])  # line 6 repeats line 2's key, other value
+    r = load_file(engine, write_csv(tmp_path / "s.csv", SCORES_HEADER, data), as_of=AS_OF, chunk_rows=2)
+    reasons = rows(engine, select(etl_rejects.c.reasons).where(etl_rejects.c.batch_id == r.batch_id))
+    assert [x.reasons for x in reasons] == [
+        "duplicate of line 2 (same patient_id, measure, recorded_at, side) with different values"
+    ]

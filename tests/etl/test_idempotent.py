@@ -96,7 +96,8 @@ def test_rows_rejected_for_unknown_patients_load_once_the_patients_are_in(engine
     path = write_csv(tmp_path / "scores.csv", SCORES_HEADER, data)
     first = load_file(engine, path, as_of=AS_OF)
     assert (first.rows_inserted, first.rows_rejected) == (3, 1)
-    assert load_file(engine, path, as_of=AS_OF).status == "unchanged"  # no patients loaded since: nothing to retry
+    # no patients loaded since: nothing to retry
+    assert load_file(engine, path, as_of=AS_OF).status == "unchanged"
 
     load_file(engine, patients_file(tmp_path, 4, name="more.csv"), as_of=AS_OF)
     again = load_file(engine, path, as_of=AS_OF)
