@@ -227,12 +227,19 @@ def _datetime_text(parsed: pd.Series) -> pd.Series:
     )
 
 
+#: What exports write in an optional number column for "no value" (compared in lower case): such a cell is empty,
+#: not a reason to reject the session (a skipped session's "pain during" is "N/A"). Required numbers (a score's
+#: value) still reject them as not a number.
+NO_VALUE = frozenset({"n/a", "na", "-", "--", "\u2013", "\u2014", "none", "null"})
+
+
 def _optional_number(
     reasons: Reasons, df: pd.DataFrame, col: str, ctx: Context, lo: float, hi: float, integer: bool = False
 ) -> pd.Series:
     if col not in df.columns:
         return pd.Series(np.nan, index=df.index)
     s = _clean(df[col])
+    s = s.where(~s.str.lower().isin(NO_VALUE).fillna(False), "")  # "N/A" here is an empty cell, not a bad row
     num = _number_per_value(s, ctx.mapping.decimal)
     if hi == 10:
         num = _out_of_ten(num, s, True)

@@ -228,3 +228,36 @@ def test_columns_the_loader_does_not_read_are_named_in_the_batch_message(engine,
         tmp_path / "scores.csv", SCORES_HEADER, [["P1", "2026-10-01 09:00", "pain_leg", "5", ""]]
     )
     assert load_file(engine, plain, as_of=AS_OF).message is None
+
+
+def test_no_value_markers_in_optional_numbers_are_empty(engine, tmp_path):
+    """ "N/A", "-" and the like in an optional number column load as no value; other text still rejects the row,
+    and a score's (required) value of "N/A" is still not a number."""
+    load_file(engine, patients_file(tmp_path), as_of=AS_OF)
+    header = [
+        "patient_id",
+        "session_date",
+        "setting",
+        "exercise",
+        "exercise_type",
+        "status",
+        "sets",
+        "pain_during",
+    ]
+    base = ["home", "bird dog", "core_strengthening", "skipped"]
+    data = [
+        ["P1", "2026-10-01", *base, "-", "N/A"],
+        ["P1", "2026-10-02", *base, " n/a ", "none"],
+        ["P1", "2026-10-03", *base, "3", "\u2013"],
+        ["P1", "2026-10-04", *base, "three", ""],
+    ]
+    result = load_file(engine, write_csv(tmp_path / "sessions.csv", header, data), as_of=AS_OF)
+    assert (result.rows_inserted, result.rows_rejected) == (3, 1)
+    got = rows(engine, select(sessions.c.sets, sessions.c.pain_during).order_by(sessions.c.session_date))
+    assert [tuple(r) for r in got] == [(None, None), (None, None), (3, None)]
+    assert "sets: not a number 'three'" in _rejects(engine, result.batch_id)[5][0]
+
+    scores_path = write_csv(
+        tmp_path / "scores.csv", SCORES_HEADER, [["P1", "2026-10-01 09:00", "pain_leg", "N/A", ""]]
+    )
+    assert load_file(engine, scores_path, as_of=AS_OF).rows_rejected == 1
