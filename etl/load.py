@@ -47,6 +47,7 @@ from etl.validate import (
     SCORE_KEY,
     SESSION_KEY,
     SESSION_VALUES,
+    UNKNOWN_PATIENT,
     Context,
     MeasureRule,
     Staged,
@@ -200,8 +201,8 @@ def load_file(
     rules: SummaryRules | None = None,
     progress: Progress | None = None,
 ) -> BatchResult:
-    """Load one file in one transaction (see the module docstring). `chunk_rows`: rows per chunk, by default
-    `etl.read.chunk_rows_for` the file's kind."""
+    """One file, one transaction, one batch (the module docstring says why). `chunk_rows` defaults to the file
+    kind's (`etl.read.chunk_rows_for`): memory per row differs by kind."""
     path = Path(path)
     mapping = mapping or Mapping()
     as_of = as_of or date.today()
@@ -292,7 +293,10 @@ def _waited_for_patients(engine: Engine, previous: dict[str, Any]) -> bool:
     with engine.connect() as conn:
         waited = conn.execute(
             select(etl_rejects.c.reject_id)
-            .where(etl_rejects.c.batch_id == batch, etl_rejects.c.reasons.contains("unknown patient"))
+            .where(
+                etl_rejects.c.batch_id == batch,
+                etl_rejects.c.reasons.contains(UNKNOWN_PATIENT, autoescape=True),
+            )
             .limit(1)
         ).first()
         return waited is not None and (

@@ -308,7 +308,7 @@ def _in_set(s: pd.Series, values: set[str]) -> pd.Series:
 
 def _known_patient(reasons: Reasons, pid: pd.Series, ctx: Context) -> None:
     unknown = ~_in_set(pid, ctx.known_patients) & (pid != "")
-    reasons.add(unknown, quoting("patient_id: unknown patient ", pid, " (load its patients file first)"))
+    reasons.add(unknown, quoting(UNKNOWN_PATIENT, pid, " (load its patients file first)"))
 
 
 # --- duplicates inside one chunk
@@ -362,6 +362,10 @@ def _finish(
         rejects = pd.concat([rejects, conflicts], ignore_index=True)
     return Staged(rows=kept.reset_index(drop=True), rejects=rejects, duplicate_lines=len(identical))
 
+
+#: The start of the reason a row gets when its patient is not in the warehouse; the loader looks for it to read a
+#: file again once patients were loaded (etl/load.py, `_waited_for_patients`).
+UNKNOWN_PATIENT = "patient_id: unknown patient "
 
 # --- one function per kind
 SCORE_KEY = ["patient_id", "measure", "recorded_at", "side"]
