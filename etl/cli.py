@@ -12,7 +12,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from etl.read import CHUNK_ROWS, DEFAULT_CHUNK_ROWS
 from warehouse.config import db_url_from_env
@@ -151,8 +151,21 @@ def _shown_row(raw: str | None) -> str:
     return f"{raw[:SHOWN_ROW_CHARS]} ... ({len(raw):,} characters in all; --json shows the whole row)"
 
 
+def _reading_engine(url: str) -> Engine | None:
+    """An engine for commands that only read, or None (said on stderr) when the SQLite file does not exist:
+    connecting would create an empty one, and `status` then reported a warehouse nobody made."""
+    engine = make_engine(url)
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path not in (None, "", ":memory:") and not Path(path).exists():
+        print(f"no warehouse at {path}; create it with: python -m etl init --db {url}", file=sys.stderr)
+        return None
+    return engine
+
+
 def cmd_rejects(args: argparse.Namespace) -> int:
-    engine = make_engine(args.db)
+    engine = _reading_engine(args.db)
+    if engine is None:
+        return 2
     q = (
         select(
             etl_batches.c.file_name,
@@ -173,7 +186,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
         print(json.dumps([r._asdict() for r in rows], indent=2))
         return 0
     if not rows:
-        print("no rejected rows")
+        print(_no_rejects(engine, args.batch))
         return 0
     for r in rows:
         print(f"{r.file_name}:{r.source_line} (batch {r.batch_id}): {r.reasons}")
@@ -183,8 +196,24 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_rejects(engine: Engine, batch: int | None) -> str:
+    """What to say when there are no rejects to show: for a batch that failed, why (a file that could not be read
+    has no rejected rows: nothing of it was read)."""
+    if batch is None:
+        return "no rejected rows"
+    with engine.connect() as conn:
+        b = conn.execute(select(etl_batches).where(etl_batches.c.batch_id == batch)).first()
+    if b is None:
+        return f"no batch {batch}"
+    if b.status == "failed":
+        return f"batch {batch} ({b.file_name}) failed, nothing of it was loaded: {b.message}"
+    return f"no rejected rows in batch {batch} ({b.file_name})"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    engine = make_engine(args.db)
+    engine = _reading_engine(args.db)
+    if engine is None:
+        return 2
     rev = current_revision(engine)
     print(f"warehouse: {engine.url.render_as_string(hide_password=True)} (schema {rev or 'not initialised'})")
     if rev is None:

@@ -243,7 +243,7 @@ def _optional_number(
     num = _number_per_value(s, ctx.mapping.decimal)
     if hi == 10:
         num = _out_of_ten(num, s, True)
-    reasons.add(num.isna() & (s != ""), quoting(f"{col}: not a number ", s))
+    _not_a_number(reasons, num, s, col, ctx.mapping.decimal)
     reasons.add((num < lo) | (num > hi), quoting(f"{col}: outside {lo:g}-{hi:g} ", s))
     if integer:
         reasons.add(num.notna() & (num != num.round()), quoting(f"{col}: not a whole number ", s))
@@ -258,6 +258,20 @@ def _number_per_value(s: pd.Series, decimal: str) -> pd.Series:
     return pd.Series(_number(values, decimal).to_numpy(dtype=float)[codes], index=s.index)
 
 
+#: "7,5" or "-0,5": a number written with a decimal comma.
+DECIMAL_COMMA = r"[+-]?\d+,\d+"
+
+
+def _not_a_number(reasons: Reasons, num: pd.Series, text: pd.Series, label: str, decimal: str) -> None:
+    """The reason for cells that are not numbers, and for "7,5" in a file read with a decimal point, the way out:
+    a European export needs a mapping, and the bare "not a number '7,5'" did not say so."""
+    bad = num.isna() & (text != "")
+    reasons.add(bad, quoting(f"{label}: not a number ", text))
+    if decimal == "." and bad.any():
+        comma = bad & text.str.fullmatch(DECIMAL_COMMA).fillna(False).astype(bool)
+        reasons.add(comma, 'a decimal comma? a mapping with decimal = "," under [source] reads it')
+
+
 def _measure_value(
     reasons: Reasons, value_text: pd.Series, measure: pd.Series, ctx: Context, label: pd.Series | str
 ) -> pd.Series:
@@ -265,7 +279,7 @@ def _measure_value(
     num = _number(value_text, ctx.mapping.decimal)
     ten = [code for code, rule in ctx.measures.items() if rule.min_value == 0 and rule.max_value == 10]
     num = _out_of_ten(num, value_text, measure.isin(ten))
-    reasons.add(num.isna() & (value_text != ""), quoting(f"{label}: not a number ", value_text))
+    _not_a_number(reasons, num, value_text, label, ctx.mapping.decimal)
     converted, lo_values, hi_values = _in_catalog_units(num.to_numpy(dtype=float), measure, ctx)
     num = pd.Series(converted, index=num.index)
     lo = pd.Series(lo_values, index=measure.index)
@@ -592,7 +606,7 @@ def stage_sessions(df: pd.DataFrame, lines: pd.Series, ctx: Context) -> Staged:
     etype = (
         _relabel(_clean(df["exercise_type"]), "exercise_type", ctx)
         .str.lower()
-        .str.replace(" ", "_", regex=False)
+        .str.replace(r"[\s-]+", "_", regex=True)  # "Nerve mobilization", "nerve-mobilization"
     )
     _require(
         reasons,

@@ -176,3 +176,33 @@ def test_upgrade_rebuilds_marts_as_of_their_own_date(tmp_path):
         packed = conn.execute(select(func.sum(outcome_pack.c.n_episodes))).scalar()
     assert got == [(as_of, 0)] * 3
     assert packed == 3  # the upgrade to 0007 builds the outcome packs
+
+
+def test_reading_commands_on_a_missing_warehouse_create_nothing(tmp_path):
+    db = f"sqlite:///{tmp_path}/nowhere.sqlite"
+    for command in ("status", "rejects"):
+        r = etl(command, db=db)
+        assert r.returncode == 2 and "no warehouse at" in r.stderr and "etl init" in r.stderr
+    assert not (tmp_path / "nowhere.sqlite").exists()
+
+
+def test_rejects_of_a_failed_batch_says_why(tmp_path):
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    etl("init", db=db)
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    failed = etl("load", str(tmp_path / "x.csv"), "--json", db=db)
+    batch = json.loads(failed.stdout)["batches"][0]["batch_id"]
+    shown = etl("rejects", "--batch", str(batch), db=db)
+    assert shown.returncode == 0 and f"batch {batch} (x.csv) failed" in shown.stdout
+    assert "cannot tell the file kind" in shown.stdout
+    assert etl("rejects", "--batch", "999", db=db).stdout.strip() == "no batch 999"
+
+
+def test_a_decimal_comma_gets_a_hint(tmp_path):
+    db = f"sqlite:///{tmp_path}/w.sqlite"
+    etl("init", db=db)
+    etl("load", str(patients_file(tmp_path)), "--as-of", "2026-11-20", db=db)
+    path = write_csv(tmp_path / "s.csv", SCORES_HEADER, [["P1", "2026-09-01", "pain_leg", "7,5", ""]])
+    assert etl("load", str(path), "--as-of", "2026-11-20", db=db).returncode == 3
+    shown = etl("rejects", db=db).stdout
+    assert "not a number '7,5'" in shown and 'decimal = ","' in shown

@@ -261,3 +261,16 @@ def test_no_value_markers_in_optional_numbers_are_empty(engine, tmp_path):
         tmp_path / "scores.csv", SCORES_HEADER, [["P1", "2026-10-01 09:00", "pain_leg", "N/A", ""]]
     )
     assert load_file(engine, scores_path, as_of=AS_OF).rows_rejected == 1
+
+
+def test_exercise_types_written_with_hyphens_or_spaces(engine, tmp_path):
+    load_file(engine, patients_file(tmp_path), as_of=AS_OF)
+    header = ["patient_id", "session_date", "setting", "exercise", "exercise_type", "status"]
+    data = [
+        ["P1", "2026-10-01", "home", "slider", "Nerve-Mobilization", "completed"],
+        ["P1", "2026-10-02", "home", "slider", "nerve mobilization", "completed"],
+    ]
+    result = load_file(engine, write_csv(tmp_path / "sessions.csv", header, data), as_of=AS_OF)
+    assert (result.rows_inserted, result.rows_rejected) == (2, 0)
+    got = rows(engine, select(sessions.c.exercise_type).distinct())
+    assert [r.exercise_type for r in got] == ["nerve_mobilization"]
