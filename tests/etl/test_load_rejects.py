@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from etl.kinds import SESSIONS
 from etl.load import EXIT_REJECTS, exit_code, load_file, load_files
 from tests.etl.helpers import (
     AS_OF,
@@ -208,16 +209,7 @@ def test_columns_the_loader_does_not_read_are_named_in_the_batch_message(engine,
     """A misspelled optional column would lose its values without a word: the message names it. The canonical
     columns alone say nothing."""
     load_file(engine, patients_file(tmp_path), as_of=AS_OF)
-    header = [
-        "patient_id",
-        "session_date",
-        "setting",
-        "exercise",
-        "exercise_type",
-        "status",
-        "duration",
-        "pain",
-    ]
+    header = [*SESSIONS.required, "duration", "pain"]
     row = ["P1", "2026-10-01", "home", "bird dog", "core_strengthening", "completed", "20", "3"]
     result = load_file(engine, write_csv(tmp_path / "sessions.csv", header, [row]), as_of=AS_OF)
     assert result.rows_inserted == 1
@@ -234,16 +226,7 @@ def test_no_value_markers_in_optional_numbers_are_empty(engine, tmp_path):
     """ "N/A", "-" and the like in an optional number column load as no value; other text still rejects the row,
     and a score's (required) value of "N/A" is still not a number."""
     load_file(engine, patients_file(tmp_path), as_of=AS_OF)
-    header = [
-        "patient_id",
-        "session_date",
-        "setting",
-        "exercise",
-        "exercise_type",
-        "status",
-        "sets",
-        "pain_during",
-    ]
+    header = [*SESSIONS.required, "sets", "pain_during"]
     base = ["home", "bird dog", "core_strengthening", "skipped"]
     data = [
         ["P1", "2026-10-01", *base, "-", "N/A"],
@@ -265,7 +248,7 @@ def test_no_value_markers_in_optional_numbers_are_empty(engine, tmp_path):
 
 def test_exercise_types_written_with_hyphens_or_spaces(engine, tmp_path):
     load_file(engine, patients_file(tmp_path), as_of=AS_OF)
-    header = ["patient_id", "session_date", "setting", "exercise", "exercise_type", "status"]
+    header = list(SESSIONS.required)
     data = [
         ["P1", "2026-10-01", "home", "slider", "Nerve-Mobilization", "completed"],
         ["P1", "2026-10-02", "home", "slider", "nerve mobilization", "completed"],
