@@ -9,6 +9,7 @@ known patients count) or a throwaway one.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import tempfile
 from collections import Counter
@@ -111,8 +112,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "promis_pf": ("promis pf", "promis physical function"),
     "promis_pi": ("promis pi", "promis pain interference"),
 }
-#: Every measure of the catalog: a visits column or a scores `measure` value named after one loads as it is.
-MEASURE_COLUMNS = {m["code"] for m in measure_rows()}
+
+
+@functools.cache
+def measure_columns() -> frozenset[str]:
+    """Every measure of the catalog: a visits column or a scores `measure` value named after one loads as it is.
+    Read on first use, not at import (the catalog is a file)."""
+    return frozenset(m["code"] for m in measure_rows())
+
+
 DATE_COLUMNS = {"recorded_at", "visit_date", "session_date", "episode_start", "episode_end", "symptom_onset"}
 LABEL_COLUMNS = ("status", "setting", "sex", "side")
 DATE_CANDIDATES = (
@@ -235,7 +243,7 @@ def _measure_code(label: str) -> str | None:
     n = _norm(label)
     stripped = _norm(re.sub(r"\(.*?\)|\[.*?\]", "", label))
     return next(
-        (c for c in sorted(MEASURE_COLUMNS) if n in SYNONYMS.get(c, ()) or stripped in SYNONYMS.get(c, ())),
+        (c for c in sorted(measure_columns()) if n in SYNONYMS.get(c, ()) or stripped in SYNONYMS.get(c, ())),
         None,
     )
 
@@ -310,7 +318,7 @@ def _match_header(header: list[str], columns: dict[str, list[str]]) -> tuple[str
     best: tuple[int, str | None, dict[str, str]] = (-1, None, {})
     for kind in KINDS.values():
         wanted = (
-            set(kind.required) | set(kind.optional) | (MEASURE_COLUMNS if kind.name == "visits" else set())
+            set(kind.required) | set(kind.optional) | (measure_columns() if kind.name == "visits" else set())
         )
         taken: dict[str, str] = {}
         for h in header:
@@ -375,7 +383,8 @@ def _finish_guess(g: Guess, rows: list[list[str]]) -> None:
                             f"{theirs}: day and month cannot be told apart in these rows; check {fmt}"
                         )
         if ours == "measure":
-            unknown = sorted({v for v in values if v and v.lower() not in MEASURE_COLUMNS})
+            codes = measure_columns()
+            unknown = sorted({v for v in values if v and v.lower() not in codes})
             if unknown:
                 g.unknown_labels["measure"] = unknown[:30]
         if ours in LABEL_COLUMNS:
